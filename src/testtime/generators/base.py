@@ -1,0 +1,149 @@
+"""The one interface every generator (backend) implements.
+
+A generator takes a batch of requests and returns one result per request, in
+order. A request is a chat prompt, optionally with the beginning of the
+assistant's answer (``continuation``) that the model must continue: step-level
+searches extend partial answers this way so the shared prefix is served from
+the engine's prefix cache.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from testtime.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Plain sampling parameters, the same for every backend."""
+
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A chat conversation, plus the start of the assistant's reply to continue."""
+
+    messages: tuple[tuple[str, str], ...]  # (role, content) pairs
+    continuation: str = ""
+
+    @classmethod
+    def chat(cls, system: str | None, user: str) -> Prompt:
+        messages = ((("system", system),) if system else ()) + (("user", user),)
+        return cls(messages=messages)
+
+    def extend(self, text: str) -> Prompt:
+        return Prompt(messages=self.messages, continuation=self.continuation + text)
+
+    def as_openai_messages(self) -> list[dict]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: Prompt
+    n: int = 1
+    params: SamplingParams = field(default_factory=SamplingParams)
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    token_count: int
+    finish_reason: str | None = None  # "stop" (stop string or end of answer) or "length"
+    cumulative_logprob: float | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    completions: tuple[Completion, ...]
+    prompt_tokens: int
+    cached_prompt_tokens: int = 0
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(c.token_count for c in self.completions)
+
+
+class PromptTooLongError(ValueError):
+    """A prompt does not fit in the model's context window."""
+
+
+class Generator(abc.ABC):
+    """A batched text generator. Subclasses implement ``_generate``."""
+
+    name: str = "generator"
+    parameter_count: int = 0  # for the FLOPs estimate
+    max_model_len: int | None = None
+
+    @abc.abstractmethod
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Run every request in as few engine calls as the backend allows."""
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], ledgers: Sequence[Ledger] | None = None
+    ) -> list[GenerationResult]:
+        """Generate for all requests at once; charge each request's cost to its ledger.
+
+        Wall time of the batched call is shared among requests in proportion to
+        the tokens each produced.
+        """
+        if ledgers is not None and len(ledgers) != len(requests):
+            raise ValueError("generate: one ledger per request is required")
+        if not requests:
+            return []
+        start = time.perf_counter()
+        results = self._generate(requests)
+        elapsed = time.perf_counter() - start
+        if ledgers is not None:
+            self._charge(results, ledgers, elapsed)
+        return results
+
+    def _charge(self, results, ledgers, elapsed: float) -> None:
+        total = sum(r.completion_tokens + r.prompt_tokens - r.cached_prompt_tokens for r in results) or 1
+        charged: set[int] = set()
+        for result, ledger in zip(results, ledgers):
+            work = result.completion_tokens + result.prompt_tokens - result.cached_prompt_tokens
+            ledger.charge_generation(
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                cached_prompt_tokens=result.cached_prompt_tokens,
+                parameters=self.parameter_count,
+                wall_seconds=elapsed * work / total,
+            )
+            if id(ledger) not in charged:
+                ledger.generate_calls += 1
+                charged.add(id(ledger))
+
+    def count_prompt_tokens(self, prompt: Prompt) -> int | None:
+        """Tokens the prompt takes, where the backend can tell without generating."""
+        return None
+
+    def close(self) -> None:
+        """Release engine resources (no-op by default)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

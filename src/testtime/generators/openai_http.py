@@ -1,0 +1,123 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, Ollama) over HTTP.
+
+Requests run concurrently up to ``concurrency``; the official ``openai`` client
+supplies timeouts and retries with exponential backoff on connection errors,
+429 and 5xx. A server that ignores ``n`` gets follow-up requests until every
+request has its n completions.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from testtime.generators.base import (
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    PromptTooLongError,
+)
+
+
+class OpenAIGenerator(Generator):
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str = "EMPTY",
+        concurrency: int = 64,
+        timeout: float = 600.0,
+        max_retries: int = 4,
+        parameter_count: int = 0,
+        vllm_extensions: bool = True,
+    ):
+        import openai
+
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+        )
+        self.model = model
+        self.concurrency = concurrency
+        self.parameter_count = parameter_count
+        # vLLM and SGLang accept extra fields to keep stop strings and to continue an assistant turn.
+        self.vllm_extensions = vllm_extensions
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="testtime-http")
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        futures = [self._pool.submit(self._one, i, r) for i, r in enumerate(requests)]
+        return [f.result() for f in futures]
+
+    def _one(self, index: int, request: GenerationRequest) -> GenerationResult:
+        completions: list[Completion] = []
+        prompt_tokens = cached = 0
+        while len(completions) < request.n:
+            want = request.n - len(completions)
+            batch, usage = self._call(index, request, want)
+            if not batch:
+                raise RuntimeError(f"request {index}: the server returned no choices")
+            completions.extend(batch[:want])
+            # The prompt is paid for once per HTTP request.
+            prompt_tokens += usage.prompt_tokens
+            details = getattr(usage, "prompt_tokens_details", None)
+            cached += int(getattr(details, "cached_tokens", 0) or 0)
+        return GenerationResult(tuple(completions), prompt_tokens, cached)
+
+    def _call(self, index: int, request: GenerationRequest, n: int):
+        import openai
+
+        p = request.params
+        messages = request.prompt.as_openai_messages()
+        extra: dict = {}
+        if self.vllm_extensions:
+            extra["include_stop_str_in_output"] = True
+        if request.prompt.continuation:
+            if not self.vllm_extensions:
+                raise NotImplementedError("continuing a partial answer needs a vLLM or SGLang server")
+            messages.append({"role": "assistant", "content": request.prompt.continuation})
+            extra.update(continue_final_message=True, add_generation_prompt=False)
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                n=n,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                max_tokens=p.max_tokens,
+                stop=list(p.stop) or None,
+                seed=p.seed,
+                extra_body=extra or None,
+            )
+        except openai.BadRequestError as exc:
+            if "context" in str(exc).lower() or "too long" in str(exc).lower():
+                raise PromptTooLongError(f"request {index}: {exc}") from exc
+            raise
+        usage = response.usage
+        texts = [c.message.content or "" for c in response.choices]
+        counts = _split_tokens(usage.completion_tokens if usage else 0, texts)
+        batch = [
+            Completion(text=t, token_count=k, finish_reason="length" if c.finish_reason == "length" else "stop")
+            for t, k, c in zip(texts, counts, response.choices)
+        ]
+        return batch, usage
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+
+def _split_tokens(total: int, texts: list[str]) -> list[int]:
+    """Share a response's completion tokens among its choices by text length.
+
+    The API reports one total per response; the sum stays exact.
+    """
+    if not texts:
+        return []
+    weights = [len(t) or 1 for t in texts]
+    whole = sum(weights)
+    counts = [total * w // whole for w in weights]
+    counts[-1] += total - sum(counts)
+    return counts

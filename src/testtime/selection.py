@@ -1,0 +1,89 @@
+"""Final answer selection, shared by every strategy (parallel and search).
+
+A candidate is one complete solution with its extracted answer and, when a
+verifier scored it, its score. Candidates without an answer never win while
+any candidate has one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Sequence
+
+
+@dataclass
+class Candidate:
+    text: str
+    answer: str | None  # extracted final answer
+    key: str | None  # canonical form used for voting
+    tokens: int = 0
+    score: float | None = None
+    step_scores: tuple[float, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "answer": self.answer,
+            "tokens": self.tokens,
+            "score": self.score,
+            "step_scores": list(self.step_scores),
+        }
+
+
+class Selector(str, Enum):
+    BEST = "best"  # y* = argmax V(y)
+    MAJORITY = "majority"  # most frequent answer
+    WEIGHTED = "weighted"  # answer with the largest sum of verifier scores
+
+
+def _answered(candidates: Sequence[Candidate]) -> list[Candidate]:
+    return [c for c in candidates if c.key is not None]
+
+
+def select_best(candidates: Sequence[Candidate]) -> Candidate | None:
+    pool = _answered(candidates) or list(candidates)
+    if not pool:
+        return None
+    return max(pool, key=lambda c: c.score if c.score is not None else float("-inf"))
+
+
+def _vote(candidates: Sequence[Candidate], weight) -> Candidate | None:
+    pool = _answered(candidates)
+    if not pool:
+        return candidates[0] if candidates else None
+    totals: dict[str, float] = defaultdict(float)
+    first: dict[str, Candidate] = {}
+    for c in pool:
+        totals[c.key] += weight(c)
+        first.setdefault(c.key, c)
+    # Ties go to the answer seen first, so the result does not depend on dict order.
+    winner = max(totals, key=lambda k: (totals[k], -pool.index(first[k])))
+    members = [c for c in pool if c.key == winner]
+    return max(members, key=lambda c: c.score if c.score is not None else 0.0)
+
+
+def select_majority(candidates: Sequence[Candidate]) -> Candidate | None:
+    return _vote(candidates, lambda c: 1.0)
+
+
+def select_weighted(candidates: Sequence[Candidate]) -> Candidate | None:
+    return _vote(candidates, lambda c: c.score if c.score is not None else 0.0)
+
+
+def select(candidates: Sequence[Candidate], selector: Selector | str) -> Candidate | None:
+    selector = Selector(selector)
+    if selector is Selector.BEST:
+        return select_best(candidates)
+    if selector is Selector.MAJORITY:
+        return select_majority(candidates)
+    return select_weighted(candidates)
+
+
+def vote_counts(candidates: Sequence[Candidate]) -> list[int]:
+    """Votes per distinct answer, largest first."""
+    counts: dict[str, int] = defaultdict(int)
+    for c in _answered(candidates):
+        counts[c.key] += 1
+    return sorted(counts.values(), reverse=True)

@@ -1,0 +1,111 @@
+"""What every strategy shares: the run context, the per-question result, and
+the ``Strategy`` interface with its registry of names.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from dataclasses import dataclass, field
+from typing import ClassVar, Sequence
+
+from testtime.answers import answers_match, extract_answer, normalize_answer
+from testtime.generators.base import Generator, SamplingParams
+from testtime.ledger import Ledger
+from testtime.prompting import PromptTemplate
+from testtime.selection import Candidate
+from testtime.tasks import Task
+from testtime.verifiers.base import Verifier
+
+
+@dataclass
+class Context:
+    """What a strategy runs with: the generator, an optional verifier, and settings."""
+
+    generator: Generator
+    verifier: Verifier | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    template: PromptTemplate = field(default_factory=PromptTemplate)
+    seed: int = 0
+
+    def seed_for(self, task: Task, round_index: int = 0) -> int:
+        """A per-question, per-round seed: independent of batching and of question order."""
+        digest = hashlib.sha256(f"{self.seed}:{task.id}:{round_index}".encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+
+    def sampling_for(self, task: Task, round_index: int = 0, **changes) -> SamplingParams:
+        from dataclasses import replace
+
+        return replace(self.sampling, seed=self.seed_for(task, round_index), **changes)
+
+
+def make_candidate(text: str, tokens: int) -> Candidate:
+    answer = extract_answer(text)
+    return Candidate(text=text, answer=answer, key=normalize_answer(answer), tokens=tokens)
+
+
+@dataclass
+class QuestionResult:
+    task: Task
+    chosen: Candidate | None
+    candidates: list[Candidate]
+    ledger: Ledger
+    details: dict = field(default_factory=dict)  # strategy-specific: rounds, the search tree, ...
+
+    @property
+    def prediction(self) -> str | None:
+        return self.chosen.answer if self.chosen else None
+
+    @property
+    def correct(self) -> bool:
+        return answers_match(self.prediction, self.task.answer)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.task.id,
+            "question": self.task.question,
+            "gold": self.task.answer,
+            "prediction": self.prediction,
+            "correct": self.correct,
+            "chosen": self.candidates.index(self.chosen) if self.chosen in self.candidates else None,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "ledger": self.ledger.to_dict(),
+            **self.details,
+        }
+
+
+class UnknownStrategyError(ValueError):
+    pass
+
+
+class Strategy(abc.ABC):
+    """A way to spend compute on questions. Subclasses are dataclasses of their parameters."""
+
+    name: ClassVar[str] = ""
+    uses_verifier: ClassVar[bool] = False
+    registry: ClassVar[dict[str, type[Strategy]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            Strategy.registry[cls.name] = cls
+
+    @classmethod
+    def from_name(cls, name: str, **params) -> Strategy:
+        if name not in cls.registry:
+            known = ", ".join(sorted(cls.registry))
+            raise UnknownStrategyError(f"unknown strategy {name!r}; known strategies: {known}")
+        return cls.registry[name](**params)
+
+    @abc.abstractmethod
+    def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
+        """Answer every task; all questions share each generator and verifier call."""
+
+    def check(self, ctx: Context) -> None:
+        if self.uses_verifier and ctx.verifier is None:
+            raise ValueError(f"strategy {self.name!r} needs a verifier (--verifier)")
+
+    def describe(self) -> dict:
+        from dataclasses import asdict, is_dataclass
+
+        return {"strategy": self.name, **(asdict(self) if is_dataclass(self) else {})}

@@ -1,0 +1,148 @@
+"""The parallel family: draw whole solutions, then choose one.
+
+A parallel strategy is a rule over a stream of samples: ``next_draw`` says how
+many more samples a question wants (0 = done) and ``choose`` picks the answer.
+Samples come from a ``SampleSource``: the generator (one batched call per
+round for every question still drawing), or a shared pool of samples drawn
+once, so that many strategies and budgets can be evaluated on the same draws.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Sequence
+
+from testtime.generators.base import GenerationRequest
+from testtime.ledger import Ledger
+from testtime.selection import Candidate
+from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
+from testtime.tasks import Task
+from testtime.verifiers.base import Solution
+
+
+class SampleSource(abc.ABC):
+    @abc.abstractmethod
+    def draw(self, wants: Sequence[tuple[int, int]], round_index: int, ledgers: Sequence[Ledger]) -> list[list[Candidate]]:
+        """For each (question index, count): that many new candidates, costs charged to ledgers."""
+
+
+class GeneratorSource(SampleSource):
+    """Fresh samples: one batched generate call per round for all questions."""
+
+    def __init__(self, tasks: Sequence[Task], ctx: Context):
+        self.tasks, self.ctx = tasks, ctx
+        self.prompts = [ctx.template.build(t) for t in tasks]
+
+    def draw(self, wants, round_index, ledgers):
+        requests = [
+            GenerationRequest(self.prompts[i], n=k, params=self.ctx.sampling_for(self.tasks[i], round_index))
+            for i, k in wants
+        ]
+        results = self.ctx.generator.generate(requests, [ledgers[i] for i, _ in wants])
+        return [[make_candidate(c.text, c.token_count) for c in r.completions] for r in results]
+
+
+@dataclass
+class Pool:
+    """Samples drawn once per question, with what drawing them cost."""
+
+    candidates: list[list[Candidate]]
+    prompt_tokens: list[int]
+    cached_prompt_tokens: list[int]
+    seconds_per_token: float
+    parameter_count: int
+
+    @classmethod
+    def draw(cls, tasks: Sequence[Task], ctx: Context, size: int) -> Pool:
+        ledgers = [Ledger() for _ in tasks]
+        source = GeneratorSource(tasks, ctx)
+        candidates = source.draw([(i, size) for i in range(len(tasks))], 0, ledgers)
+        completion = sum(l.completion_tokens for l in ledgers) or 1
+        wall = sum(l.wall_seconds for l in ledgers)
+        return cls(
+            candidates=candidates,
+            prompt_tokens=[l.prompt_tokens for l in ledgers],
+            cached_prompt_tokens=[l.cached_prompt_tokens for l in ledgers],
+            seconds_per_token=wall / completion,
+            parameter_count=ctx.generator.parameter_count,
+        )
+
+
+class PoolSource(SampleSource):
+    """Takes samples from a pool in order; each question pays its prompt once and each sample its tokens."""
+
+    def __init__(self, pool: Pool):
+        self.pool = pool
+        self.taken = [0] * len(pool.candidates)
+
+    def draw(self, wants, round_index, ledgers):
+        out = []
+        for i, k in wants:
+            start = self.taken[i]
+            batch = self.pool.candidates[i][start : start + k]
+            if len(batch) < k:
+                raise ValueError(f"question {i}: the pool holds {len(self.pool.candidates[i])} samples, {start + k} wanted")
+            self.taken[i] += k
+            tokens = sum(c.tokens for c in batch)
+            first = start == 0
+            ledgers[i].charge_generation(
+                prompt_tokens=self.pool.prompt_tokens[i] if first else 0,
+                cached_prompt_tokens=self.pool.cached_prompt_tokens[i] if first else 0,
+                completion_tokens=tokens,
+                parameters=self.pool.parameter_count,
+                wall_seconds=tokens * self.pool.seconds_per_token,
+            )
+            ledgers[i].generate_calls += 1
+            # Copies, so a verifier score written for one strategy does not leak into another.
+            out.append([Candidate(c.text, c.answer, c.key, c.tokens) for c in batch])
+        return out
+
+
+@dataclass
+class ParallelStrategy(Strategy):
+    budget: int = 8
+
+    def __post_init__(self):
+        if not isinstance(self.budget, int) or self.budget < 1:
+            raise ValueError(f"budget must be an integer >= 1, got {self.budget!r}")
+
+    def next_draw(self, candidates: list[Candidate]) -> int:
+        """How many more samples this question wants now; 0 when it is done."""
+        return self.budget - len(candidates)
+
+    @abc.abstractmethod
+    def choose(self, candidates: list[Candidate]) -> Candidate | None:
+        """The chosen solution among the candidates."""
+
+    def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
+        return self.solve_from(GeneratorSource(tasks, ctx), tasks, ctx)
+
+    def solve_from(self, source: SampleSource, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
+        self.check(ctx)
+        ledgers = [Ledger() for _ in tasks]
+        candidates: list[list[Candidate]] = [[] for _ in tasks]
+        rounds = [0] * len(tasks)
+        round_index = 0
+        while wants := [(i, k) for i, c in enumerate(candidates) if (k := self.next_draw(c)) > 0]:
+            drawn = source.draw(wants, round_index, ledgers)
+            if self.uses_verifier:
+                self._score([(tasks[i], c) for (i, _), batch in zip(wants, drawn) for c in batch],
+                            [ledgers[i] for (i, _), batch in zip(wants, drawn) for _ in batch], ctx)
+            for (i, _), batch in zip(wants, drawn):
+                candidates[i].extend(batch)
+                rounds[i] += 1
+            round_index += 1
+        return [
+            QuestionResult(task, self.choose(cands), cands, ledger, {"rounds": r})
+            for task, cands, ledger, r in zip(tasks, candidates, ledgers, rounds)
+        ]
+
+    @staticmethod
+    def _score(pairs: list[tuple[Task, Candidate]], ledgers: list[Ledger], ctx: Context) -> None:
+        """Score new candidates with the verifier, all questions in one batch."""
+        solutions = [Solution(task.question, c.text) for task, c in pairs]
+        scored = ctx.verifier.score_steps(solutions, ledgers)
+        for (_, candidate), steps in zip(pairs, scored):
+            candidate.step_scores = steps.scores
+            candidate.score = ctx.verifier.reduce(steps.scores)
