@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,9 @@ from testtime.strategies import Context, Pool, PoolSource, Strategy
 from testtime.tasks import FieldMap, load_dataset
 from testtime.verifiers import Aggregation, Verifier
 
+# vLLM logs every engine detail at INFO; a user of the CLI wants the progress and the table.
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time compute scaling for LLM reasoning.")
 console = Console(stderr=True)
 
@@ -32,7 +36,9 @@ def _fail(message: str) -> None:
 
 def _open(backend: str, model: str, base_url: Optional[str], seed: int, max_model_len: int):
     with console.status(f"starting {backend} generator for {model} ..."):
-        return open_generator(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len)
+        gen = open_generator(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len)
+    gen.show_progress = True
+    return gen
 
 
 def _make_verifier(name: Optional[str], aggregation: str) -> Optional[Verifier]:
@@ -53,7 +59,8 @@ def print_table(rows: list[dict]) -> None:
             f"{r['prompt_tokens']:,}", f"{r['cached_prompt_tokens']:,}", f"{r['flops'] / 1e12:.2f}",
             f"{r['wall_seconds']:.1f}",
         )
-    Console().print(table)
+    # Wide enough for every column when stdout is a file or a pipe (CI logs, `| tee`).
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 
 @app.command()
@@ -105,12 +112,12 @@ def run(
 
 @app.command()
 def demo(
-    limit: int = typer.Option(30, help="questions from the shipped GSM8K sample"),
+    limit: int = typer.Option(20, help="questions from the shipped GSM8K sample (30 ship)"),
     max_budget: int = typer.Option(16, help="largest budget (budgets are powers of two up to it)"),
     backend: str = typer.Option("vllm"),
     model: str = typer.Option(DEFAULT_MODEL),
     base_url: Optional[str] = None,
-    max_tokens: int = 384,
+    max_tokens: int = 256,
     seed: int = 0,
     out: Path = typer.Option(Path("runs/demo"), help="run directory to write"),
 ):

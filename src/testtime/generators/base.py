@@ -95,6 +95,7 @@ class Generator(abc.ABC):
     name: str = "generator"
     parameter_count: int = 0  # for the FLOPs estimate
     max_model_len: int | None = None
+    show_progress: bool = False  # a progress bar over each batched call, where the backend has one
 
     @abc.abstractmethod
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:

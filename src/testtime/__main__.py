@@ -1,0 +1,3 @@
+from testtime.cli import app
+
+app()

@@ -1,0 +1,41 @@
+"""Shared fixtures. The real embedded model runs through in-process vLLM; its
+engine starts once per test module that asks for it (about 30-50 s here)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # for fakes.py
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> str:
+    from testtime.models import DEFAULT_MODEL, resolve_model
+
+    return resolve_model(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir):
+    from testtime.generators.vllm_engine import VLLMGenerator
+
+    gen = VLLMGenerator(model_dir, max_model_len=2048, block_size=32)
+    yield gen
+    gen.close()
+
+
+@pytest.fixture(scope="session")
+def gsm8k_tasks():
+    from testtime.tasks import load_dataset
+
+    return load_dataset("gsm8k", data_root=SHARED_DATA)

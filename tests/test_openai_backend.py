@@ -1,0 +1,155 @@
+"""The OpenAI-compatible backend against a real vLLM server of the embedded model on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from testtime.generators import GenerationRequest, Prompt, SamplingParams
+from testtime.generators.openai_http import OpenAIGenerator
+from testtime.ledger import Ledger
+
+pytestmark = pytest.mark.server
+SERVED_NAME = "smollm2"
+PROMPT = Prompt.chat("Solve step by step. Finish with 'The answer is: N'.", "What is 6 times 7?")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    port = free_port()
+    env = dict(os.environ, VLLM_CPU_NUM_OF_RESERVED_CPU="0", VLLM_CPU_KVCACHE_SPACE="2")
+    from testtime.generators.vllm_engine import default_dtype
+
+    # `vllm serve` refuses to start from the vllm-cpu package; the module entry point serves the same API.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
+         "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
+         "--dtype", default_dtype(), "--max-model-len", "2048", "--enable-prefix-caching",
+         "--enforce-eager", "--block-size", "32", "--enable-prompt-tokens-details"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"vLLM server exited: {proc.stderr.read()[-3000:]}")
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(2)
+    else:
+        proc.kill()
+        pytest.fail("vLLM server did not become healthy in 240 s")
+    yield url + "/v1"
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    gen = OpenAIGenerator(server, SERVED_NAME, concurrency=8, parameter_count=134_515_008)
+    yield gen
+    gen.close()
+
+
+def test_n_completions_and_usage(client):
+    ledgers = [Ledger(), Ledger()]
+    requests = [GenerationRequest(PROMPT, n=3, params=SamplingParams(max_tokens=40, seed=1)),
+                GenerationRequest(PROMPT, n=1, params=SamplingParams(max_tokens=40, seed=2))]
+    results = client.generate(requests, ledgers)
+    assert [len(r.completions) for r in results] == [3, 1]
+    for r, ledger in zip(results, ledgers):
+        assert r.prompt_tokens > 10
+        assert 0 < r.completion_tokens <= 40 * len(r.completions)
+        assert ledger.completion_tokens == r.completion_tokens and ledger.policy_flops > 0
+
+
+def test_continuation_of_a_partial_answer(client):
+    params = SamplingParams(max_tokens=30, temperature=0.0, stop=("\n\n",))
+    [fresh] = client.generate([GenerationRequest(PROMPT, params=params)])
+    [cont] = client.generate([GenerationRequest(PROMPT.extend("6 times 7 equals"), params=params)])
+    # the partial answer is part of the prompt, not repeated in the completion
+    assert cont.prompt_tokens > fresh.prompt_tokens
+    assert not cont.completions[0].text.startswith("6 times 7 equals")
+
+
+def test_prefix_cache_hits_are_reported(client):
+    params = SamplingParams(max_tokens=4, seed=5)
+    long_prompt = Prompt.chat(None, "Here is a long list of facts. " * 30 + "What is 2 + 2?")
+    client.generate([GenerationRequest(long_prompt, params=params)])
+    [again] = client.generate([GenerationRequest(long_prompt, params=params)])
+    assert again.cached_prompt_tokens >= 32
+
+
+class _DropN(BaseHTTPRequestHandler):
+    """A real proxy to the real server that strips `n`, like servers that ignore it."""
+
+    upstream = ""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body.pop("n", None)
+        req = urllib.request.Request(self.upstream + self.path.removeprefix("/v1"), data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            data = resp.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_server_that_ignores_n_gets_follow_up_requests(server):
+    handler = type("Handler", (_DropN,), {"upstream": server})
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        gen = OpenAIGenerator(f"http://127.0.0.1:{proxy.server_port}/v1", SERVED_NAME, concurrency=2)
+        [result] = gen.generate([GenerationRequest(PROMPT, n=3, params=SamplingParams(max_tokens=16, seed=9))])
+        assert len(result.completions) == 3
+        # three HTTP requests, each paying the prompt
+        single = gen.generate([GenerationRequest(PROMPT, n=1, params=SamplingParams(max_tokens=16, seed=9))])[0]
+        assert result.prompt_tokens == 3 * single.prompt_tokens
+        gen.close()
+    finally:
+        proxy.shutdown()
+
+
+def test_cli_run_through_the_server(server, tmp_path):
+    out = tmp_path / "run"
+    from conftest import SHARED_DATA
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "testtime", "run", "--backend", "openai", "--base-url", server,
+         "--model", SERVED_NAME, "--dataset", "gsm8k", "--data-root", str(SHARED_DATA), "--limit", "3",
+         "--strategy", "majority", "--n", "2", "--max-tokens", "128", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and all(len(json.loads(l)["candidates"]) == 2 for l in lines)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["generator"] == "openai" and summary["results"][0]["questions"] == 3
