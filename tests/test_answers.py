@@ -50,3 +50,21 @@ def test_normalize_gives_equal_keys_to_equal_numbers():
     assert normalize_answer("1,000") == normalize_answer("1000.0") == "1000"
     assert as_number("3/4") == as_number("0.75")
     assert normalize_answer(None) is None
+
+
+def test_symbolic_equivalence_off_the_main_thread():
+    import threading
+
+    out = []
+    thread = threading.Thread(target=lambda: out.append(answers_match("\\frac{\\sqrt{8}}{2}", "\\sqrt{2}")))
+    thread.start()
+    thread.join(timeout=30)
+    assert out == [True]
+
+
+def test_pathological_input_returns_within_its_time_bound():
+    import time
+
+    start = time.perf_counter()
+    assert not answers_match("9^{9^{9^{9}}}", "\\sqrt{2}")
+    assert time.perf_counter() - start < 15

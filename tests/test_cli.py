@@ -62,7 +62,7 @@ def test_bad_dataset_file(tmp_path, content, message):
 def test_custom_field_names_are_used(tmp_path):
     data = tmp_path / "mine.jsonl"
     data.write_text('{"q": "1+1?", "a": "2"}\n')
-    result = run_cli("run", "--dataset", str(data), "--question-field", "q", "--out", str(tmp_path / "o"),
+    result = run_cli("run", "--dataset", str(data), "--question-field", "q", "--answer-field", "a", "--out", str(tmp_path / "o"),
                      "--strategy", "nope")
     # the dataset parsed (its fields were found), so the next error is about the strategy
     assert "unknown strategy" in result.output

@@ -46,10 +46,12 @@ def test_shared_prefix_is_served_from_the_prefix_cache(engine):
 
 
 def test_stop_string_ends_a_step_and_is_kept(engine):
-    params = SamplingParams(max_tokens=200, stop=("\n\n",), seed=4, temperature=0.0)
-    [result] = engine.generate([GenerationRequest(PROMPT, n=1, params=params)])
+    prompt = Prompt.chat(None, "Write three short paragraphs about apples, separated by blank lines.")
+    params = SamplingParams(max_tokens=300, stop=("\n\n",), temperature=0.0)
+    [result] = engine.generate([GenerationRequest(prompt, n=1, params=params)])
     [c] = result.completions
-    assert c.text.endswith("\n\n") or c.finish_reason == "length" or "\n\n" not in c.text
+    assert c.text.endswith("\n\n") and c.finish_reason == "stop"
+    assert "\n\n" not in c.text[:-2]  # generation stopped at the first delimiter
 
 
 def test_same_seed_same_samples(engine):

@@ -9,12 +9,16 @@ no input can hang a run.
 from __future__ import annotations
 
 import re
+import threading
 from fractions import Fraction
 
 _ANSWER_IS = re.compile(r"answer is\s*:?\s*(.+)", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*(.+)")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _SYMBOLIC_TIMEOUT_S = 2
+# math-verify bounds its time with SIGALRM, which only the main thread may use. Elsewhere
+# only short answers are compared symbolically, with no timer.
+_UNTIMED_MAX_CHARS = 64
 
 
 def last_boxed(text: str) -> str | None:
@@ -107,12 +111,16 @@ def _symbolic_match(predicted: str, gold: str) -> bool:
         from math_verify import parse, verify
     except ImportError:  # pragma: no cover - math-verify is a dependency
         return False
+    timed = threading.current_thread() is threading.main_thread()
+    if not timed and max(len(predicted), len(gold)) > _UNTIMED_MAX_CHARS:
+        return False
+    limit = _SYMBOLIC_TIMEOUT_S if timed else None
     try:
-        gold_parsed = parse(_as_latex(gold), parsing_timeout=_SYMBOLIC_TIMEOUT_S)
-        pred_parsed = parse(_as_latex(predicted), parsing_timeout=_SYMBOLIC_TIMEOUT_S)
+        gold_parsed = parse(_as_latex(gold), parsing_timeout=limit)
+        pred_parsed = parse(_as_latex(predicted), parsing_timeout=limit)
         if not gold_parsed or not pred_parsed:
             return False
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=_SYMBOLIC_TIMEOUT_S))
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=limit))
     except Exception:  # math-verify raises many kinds on odd input; any failure means "not shown equal"
         return False
 

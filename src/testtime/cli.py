@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from testtime.generators import BACKENDS, SamplingParams, open_generator
-from testtime.models import DEFAULT_MODEL
+from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.runner import RunRecord, StrategyRun, run_meta, run_strategy, write_run
 from testtime.strategies import Context, Pool, PoolSource, Strategy
 from testtime.tasks import FieldMap, load_dataset
@@ -34,9 +34,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _open(backend: str, model: str, base_url: Optional[str], seed: int, max_model_len: int):
-    with console.status(f"starting {backend} generator for {model} ..."):
-        gen = open_generator(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len)
+def _open(backend: str, model: str, base_url: Optional[str], seed: int, max_model_len: int, parameters: int = 0):
+    try:
+        with console.status(f"starting {backend} generator for {model} ..."):
+            gen = open_generator(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len,
+                                 parameter_count=parameters)
+    except (ValueError, ModelNotFoundError) as exc:
+        _fail(str(exc))
     gen.show_progress = True
     return gen
 
@@ -77,6 +81,7 @@ def run(
     backend: str = typer.Option("vllm", help=f"one of {', '.join(BACKENDS)}"),
     model: str = typer.Option(DEFAULT_MODEL, help="embedded model name, model folder, or served model name"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, for --backend openai"),
+    parameters: int = typer.Option(0, help="model parameter count for FLOPs (default: read from the model folder)"),
     temperature: float = 0.8,
     top_p: float = 1.0,
     max_tokens: int = 512,
@@ -97,7 +102,7 @@ def run(
             raise ValueError(f"strategy {strategy!r} needs a verifier: pass --verifier arithmetic")
     except (ValueError, TypeError) as exc:
         _fail(str(exc))
-    with _open(backend, model, base_url, seed, max_model_len) as gen:
+    with _open(backend, model, base_url, seed, max_model_len, parameters) as gen:
         ctx = Context(generator=gen, verifier=ver, sampling=sampling, seed=seed)
         console.print(f"{chosen.name} (budget {n}) on {len(tasks)} questions of {dataset}")
         try:

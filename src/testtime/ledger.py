@@ -66,3 +66,9 @@ class Ledger:
         for ledger in ledgers:
             out.add(ledger)
         return out
+
+
+def count_call(ledgers, counter: str) -> None:
+    """Count one call on each distinct ledger (a question may own several requests of a batch)."""
+    for ledger in {id(l): l for l in ledgers}.values():
+        setattr(ledger, counter, getattr(ledger, counter) + 1)

@@ -24,19 +24,26 @@ def open_generator(
     seed: int = 0,
     max_model_len: int = 2048,
     block_size: int = 32,
+    parameter_count: int = 0,
 ) -> Generator:
     """A generator for a backend name: ``vllm`` (in-process) or ``openai`` (HTTP)."""
+    from testtime.models import EMBEDDED_MODELS, resolve_model
+
     if backend == "vllm":
         from testtime.generators.vllm_engine import VLLMGenerator
-        from testtime.models import resolve_model
 
-        return VLLMGenerator(resolve_model(model), seed=seed, max_model_len=max_model_len, block_size=block_size)
+        return VLLMGenerator(resolve_model(model), seed=seed, max_model_len=max_model_len, block_size=block_size,
+                             parameter_count=parameter_count or None)
     if backend == "openai":
         if not base_url:
             raise ValueError("backend 'openai' needs --base-url (for example http://127.0.0.1:8000/v1)")
         from testtime.generators.openai_http import OpenAIGenerator
 
-        return OpenAIGenerator(base_url, model, api_key=api_key)
+        if not parameter_count and model in EMBEDDED_MODELS:
+            from testtime.generators.vllm_engine import count_parameters
+
+            parameter_count = count_parameters(resolve_model(model))
+        return OpenAIGenerator(base_url, model, api_key=api_key, parameter_count=parameter_count)
     raise ValueError(f"unknown backend {backend!r}; known backends: {', '.join(BACKENDS)}")
 
 

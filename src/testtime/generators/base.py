@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from testtime.ledger import Ledger
+from testtime.ledger import Ledger, count_call
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,6 @@ class Generator(abc.ABC):
 
     def _charge(self, results, ledgers, elapsed: float) -> None:
         total = sum(r.completion_tokens + r.prompt_tokens - r.cached_prompt_tokens for r in results) or 1
-        charged: set[int] = set()
         for result, ledger in zip(results, ledgers):
             work = result.completion_tokens + result.prompt_tokens - result.cached_prompt_tokens
             ledger.charge_generation(
@@ -132,9 +131,7 @@ class Generator(abc.ABC):
                 parameters=self.parameter_count,
                 wall_seconds=elapsed * work / total,
             )
-            if id(ledger) not in charged:
-                ledger.generate_calls += 1
-                charged.add(id(ledger))
+        count_call(ledgers, "generate_calls")
 
     def count_prompt_tokens(self, prompt: Prompt) -> int | None:
         """Tokens the prompt takes, where the backend can tell without generating."""

@@ -61,7 +61,7 @@ class VLLMGenerator(Generator):
         self.tokenizer = self.llm.get_tokenizer()
         self.model = model
         self.max_model_len = max_model_len
-        self.parameter_count = parameter_count or _count_parameters(model)
+        self.parameter_count = parameter_count or count_parameters(model)
 
     def render(self, prompt: Prompt) -> str:
         """The raw text the engine sees: chat template, then the partial answer."""
@@ -146,7 +146,7 @@ def _to_result(out) -> GenerationResult:
     )
 
 
-def _count_parameters(model_dir: str) -> int:
+def count_parameters(model_dir: str) -> int:
     """Parameter count from the safetensors headers, without loading weights."""
     import json
     import struct

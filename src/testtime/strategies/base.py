@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Sequence
 
 from testtime.answers import answers_match, extract_answer, normalize_answer
 from testtime.generators.base import Generator, SamplingParams
 from testtime.ledger import Ledger
 from testtime.prompting import PromptTemplate
+from testtime.registry import Registered
 from testtime.selection import Candidate
 from testtime.tasks import Task
 from testtime.verifiers.base import Verifier
@@ -34,8 +35,6 @@ class Context:
         return int.from_bytes(digest[:4], "little")
 
     def sampling_for(self, task: Task, round_index: int = 0, **changes) -> SamplingParams:
-        from dataclasses import replace
-
         return replace(self.sampling, seed=self.seed_for(task, round_index), **changes)
 
 
@@ -74,28 +73,12 @@ class QuestionResult:
         }
 
 
-class UnknownStrategyError(ValueError):
-    pass
-
-
-class Strategy(abc.ABC):
+class Strategy(Registered, abc.ABC):
     """A way to spend compute on questions. Subclasses are dataclasses of their parameters."""
 
-    name: ClassVar[str] = ""
-    uses_verifier: ClassVar[bool] = False
+    kind, kind_plural = "strategy", "strategies"
     registry: ClassVar[dict[str, type[Strategy]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            Strategy.registry[cls.name] = cls
-
-    @classmethod
-    def from_name(cls, name: str, **params) -> Strategy:
-        if name not in cls.registry:
-            known = ", ".join(sorted(cls.registry))
-            raise UnknownStrategyError(f"unknown strategy {name!r}; known strategies: {known}")
-        return cls.registry[name](**params)
+    uses_verifier: ClassVar[bool] = False
 
     @abc.abstractmethod
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, Sequence
 
-from testtime.ledger import Ledger
+from testtime.ledger import Ledger, count_call
+from testtime.registry import Registered
 from testtime.steps import DEFAULT_STEP_DELIMITER, split_steps
 
 
@@ -56,28 +57,12 @@ class StepScores:
     tokens: int = 0  # tokens the verifier processed to produce them
 
 
-class UnknownVerifierError(ValueError):
-    pass
-
-
-class Verifier(abc.ABC):
+class Verifier(Registered, abc.ABC):
     """Scores solutions in batches; higher is better, in [0, 1]."""
 
-    name: ClassVar[str] = ""
-    parameter_count: int = 0
+    kind, kind_plural = "verifier", "verifiers"
     registry: ClassVar[dict[str, type[Verifier]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            Verifier.registry[cls.name] = cls
-
-    @classmethod
-    def from_name(cls, name: str, **options) -> Verifier:
-        if name not in cls.registry:
-            known = ", ".join(sorted(cls.registry)) or "none"
-            raise UnknownVerifierError(f"unknown verifier {name!r}; known verifiers: {known}")
-        return cls.registry[name](**options)
+    parameter_count: int = 0
 
     @abc.abstractmethod
     def _score(self, solutions: Sequence[Solution]) -> list[StepScores]:
@@ -91,14 +76,11 @@ class Verifier(abc.ABC):
         out = self._score(solutions)
         elapsed = time.perf_counter() - start
         if ledgers is not None:
-            charged: set[int] = set()
             for scores, ledger in zip(out, ledgers):
                 ledger.charge_verifier(
                     tokens=scores.tokens, parameters=self.parameter_count, wall_seconds=elapsed / len(out)
                 )
-                if id(ledger) not in charged:
-                    ledger.verifier_calls += 1
-                    charged.add(id(ledger))
+            count_call(ledgers, "verifier_calls")
         return out
 
     def score(self, solutions: Sequence[Solution], ledgers: Sequence[Ledger] | None = None) -> list[float]:
