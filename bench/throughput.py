@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -26,6 +27,7 @@ from testtime.strategies import Context, Strategy
 from testtime.tasks import load_dataset
 from testtime.verifiers.arithmetic import ArithmeticVerifier
 
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -32,6 +32,7 @@ def run_cli(*args):
         (["--limit", "0"], "limit must be >= 1"),
         (["--temperature", "-1"], "temperature must be >= 0"),
         (["--backend", "nope"], "unknown backend 'nope'"),
+        (["--aggregation", "min"], "--aggregation applies to a verifier's step scores"),
     ],
 )
 def test_bad_arguments(tmp_path, args, message):

@@ -26,6 +26,12 @@ def ctx(script=SCRIPT):
 def test_majority_follows_the_votes():
     results = Strategy.from_name("majority", budget=4).solve(TASKS[:1], ctx())
     assert results[0].prediction == "13" and not results[0].correct
+    # a verifier in the context scores the candidates for the record, without changing the vote
+    assert all(c.score is not None for c in results[0].candidates)
+    assert results[0].ledger.verifier_calls == 1
+    bare = Strategy.from_name("majority", budget=4).solve(TASKS[:1], Context(generator=ScriptedGenerator(SCRIPT)))
+    assert bare[0].prediction == "13" and all(c.score is None for c in bare[0].candidates)
+    assert bare[0].ledger.verifier_calls == 0
 
 
 def test_best_of_n_follows_the_verifier():

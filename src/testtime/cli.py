@@ -45,8 +45,10 @@ def _open(backend: str, model: str, base_url: Optional[str], seed: int, max_mode
     return gen
 
 
-def _make_verifier(name: Optional[str], aggregation: str) -> Optional[Verifier]:
+def _make_verifier(name: Optional[str], aggregation: Optional[str]) -> Optional[Verifier]:
     if name is None or name == "none":
+        if aggregation:
+            raise ValueError("--aggregation applies to a verifier's step scores: pass --verifier too")
         return None
     options = {"aggregation": Aggregation(aggregation)} if aggregation else {}
     return Verifier.from_name(name, **options)
@@ -72,8 +74,8 @@ def run(
     dataset: str = typer.Option("gsm8k", help="gsm8k, math500, sample, a .jsonl path, or hf:NAME"),
     strategy: str = typer.Option("majority", help="strategy name (see `testtime strategies`)"),
     n: int = typer.Option(8, "--n", "--budget", help="budget: complete solutions' worth of generation"),
-    verifier: Optional[str] = typer.Option(None, help="verifier name, e.g. arithmetic"),
-    aggregation: str = typer.Option("product", help="step-score aggregation: product, min, last, mean"),
+    verifier: Optional[str] = typer.Option(None, help="verifier name, e.g. arithmetic; scores every candidate"),
+    aggregation: Optional[str] = typer.Option(None, help="step-score aggregation: product (default), min, last, mean"),
     limit: Optional[int] = typer.Option(None, help="use only the first N questions"),
     data_root: Optional[Path] = typer.Option(None, help="folder holding gsm8k/ and math500/"),
     question_field: Optional[str] = typer.Option(None, help="custom JSONL: field with the question"),

@@ -97,6 +97,7 @@ def run_meta(ctx: Context, dataset: str, model: str, verifier: str | None) -> di
         "dataset": dataset,
         "model": model,
         "generator": ctx.generator.name,
+        "parameters": ctx.generator.parameter_count,
         "verifier": verifier,
         "seed": ctx.seed,
         "sampling": asdict(ctx.sampling),

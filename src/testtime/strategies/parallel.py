@@ -126,7 +126,7 @@ class ParallelStrategy(Strategy):
         round_index = 0
         while wants := [(i, k) for i, c in enumerate(candidates) if (k := self.next_draw(c)) > 0]:
             drawn = source.draw(wants, round_index, ledgers)
-            if self.uses_verifier:
+            if ctx.verifier is not None:  # scores are reported for every strategy, and charged
                 self._score([(tasks[i], c) for (i, _), batch in zip(wants, drawn) for c in batch],
                             [ledgers[i] for (i, _), batch in zip(wants, drawn) for _ in batch], ctx)
             for (i, _), batch in zip(wants, drawn):
