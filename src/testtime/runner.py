@@ -74,22 +74,26 @@ def run_strategy(strategy: Strategy, tasks: Sequence[Task], ctx: Context) -> Str
 
 
 def write_run(out_dir: str | Path, record: RunRecord) -> Path:
+    """Write both files to temporaries first and rename them only when both are complete."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "results.jsonl", "".join(line + "\n" for line in record.result_lines()))
-    _atomic_write(out / "summary.json", json.dumps(record.summary(), indent=2) + "\n")
-    return out
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    contents = {
+        "results.jsonl": "".join(line + "\n" for line in record.result_lines()),
+        "summary.json": json.dumps(record.summary(), indent=2) + "\n",
+    }
+    temporaries = {}
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        for name, text in contents.items():
+            fd, temporaries[name] = tempfile.mkstemp(prefix=f".{name}.", dir=out)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+        for name, tmp in temporaries.items():
+            os.replace(tmp, out / name)
+    finally:
+        for tmp in temporaries.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return out
 
 
 def run_meta(ctx: Context, dataset: str, model: str, verifier: str | None) -> dict:
