@@ -107,7 +107,7 @@ class Generator(abc.ABC):
         """Generate for all requests at once; charge each request's cost to its ledger.
 
         Wall time of the batched call is shared among requests in proportion to
-        the tokens each produced.
+        the tokens each made the engine compute (uncached prompt plus completion).
         """
         if ledgers is not None and len(ledgers) != len(requests):
             raise ValueError("generate: one ledger per request is required")
