@@ -50,3 +50,10 @@ def test_write_run_writes_both_files_and_no_temporaries(tmp_path):
     [line] = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert line["strategy"] == "majority" and line["budget"] == 2 and line["prediction"] is None
     assert json.loads((tmp_path / "summary.json").read_text())["results"][0]["completion_tokens"] == 7
+
+
+def test_coverage():
+    from testtime.analysis import coverage
+
+    stats = coverage([[True, False, False, False], [False] * 4])
+    assert stats == {"pass@1": pytest.approx(0.125), "pass@all": 0.5}

@@ -118,3 +118,28 @@ def test_pool_evaluation_charges_only_the_samples_used():
     assert r2.ledger.prompt_tokens == r8.ledger.prompt_tokens == 10
     with pytest.raises(ValueError, match="pool holds 8 samples"):
         Strategy.from_name("majority", budget=16).solve_from(PoolSource(pool), TASKS[:1], c)
+
+
+class CountingArithmetic(ArithmeticVerifier):
+    """The arithmetic verifier, counting how many solutions it scored."""
+
+    scored = 0
+
+    def _score(self, solutions):
+        self.scored += len(solutions)
+        return super()._score(solutions)
+
+
+def test_pool_is_scored_once_and_each_strategy_pays_for_the_scores_it_reads():
+    verifier = CountingArithmetic()
+    c = Context(generator=ScriptedGenerator(SCRIPT), verifier=verifier)
+    pool = Pool.draw(TASKS, c, 8)
+    assert verifier.scored == 16
+    for name, budget in [("best_of_n", 2), ("best_of_n", 8), ("weighted_best_of_n", 4)]:
+        [r] = Strategy.from_name(name, budget=budget).solve_from(PoolSource(pool), TASKS[:1], c)
+        assert r.ledger.verifier_calls == 1 and all(x.score is not None for x in r.candidates)
+    assert verifier.scored == 16  # no candidate was scored again
+    [r] = Strategy.from_name("best_of_n", budget=4).solve_from(PoolSource(pool), TASKS[:1], c)
+    assert r.prediction == "12"
+    r.candidates[0].score = -1.0
+    assert pool.candidates[0][0].score != -1.0  # strategies get copies

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from testtime.analysis import coverage
+from testtime.answers import answers_match
 from testtime.generators import BACKENDS, SamplingParams, open_generator
 from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.runner import RunRecord, StrategyRun, run_meta, run_strategy, write_run
@@ -100,8 +102,7 @@ def run(
         chosen = Strategy.from_name(strategy, budget=n)
         ver = _make_verifier(verifier, aggregation)
         sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
-        if chosen.uses_verifier and ver is None:
-            raise ValueError(f"strategy {strategy!r} needs a verifier: pass --verifier arithmetic")
+        chosen.check(ver)
     except (ValueError, TypeError) as exc:
         _fail(str(exc))
     with _open(backend, model, base_url, seed, max_model_len, parameters) as gen:
@@ -146,12 +147,17 @@ def demo(
         console.print(f"drawing {max(budgets)} samples for each of {len(tasks)} questions ...")
         pool = Pool.draw(tasks, ctx, max(budgets))
         record = RunRecord(meta=run_meta(ctx, "sample", model, "arithmetic"))
+        hits = [[answers_match(c.answer, t.answer) for c in cands] for t, cands in zip(tasks, pool.candidates)]
+        record.meta["pool"] = {"samples_per_question": max(budgets), **coverage(hits)}
         for name in DEMO_STRATEGIES:
             for budget in [1] if name == "single" else budgets:
                 strategy = Strategy.from_name(name, budget=budget)
                 record.runs.append(StrategyRun(strategy.describe(), strategy.solve_from(PoolSource(pool), tasks, ctx)))
     write_run(out, record)
     print_table([r.summary for r in record.runs])
+    pool_stats = record.meta["pool"]
+    console.print(f"sample pool: mean pass@1 {pool_stats['pass@1']:.1%}, "
+                  f"pass@{max(budgets)} (any sample right) {pool_stats['pass@all']:.1%}")
     console.print(f"demo took {time.perf_counter() - started:.0f} s; wrote {out}/results.jsonl and summary.json")
 
 

@@ -68,7 +68,6 @@ def check_prompts_fit(tasks: Sequence[Task], ctx: Context) -> None:
 
 
 def run_strategy(strategy: Strategy, tasks: Sequence[Task], ctx: Context) -> StrategyRun:
-    strategy.check(ctx)
     check_prompts_fit(tasks, ctx)
     return StrategyRun(strategy.describe(), strategy.solve(tasks, ctx))
 

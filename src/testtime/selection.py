@@ -21,6 +21,7 @@ class Candidate:
     tokens: int = 0
     score: float | None = None
     step_scores: tuple[float, ...] = field(default_factory=tuple)
+    verifier_tokens: int = 0  # what scoring this candidate cost the verifier
 
     def to_dict(self) -> dict:
         return {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import abc
 import hashlib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import ClassVar, Sequence
 
 from testtime.answers import answers_match, extract_answer, normalize_answer
@@ -55,7 +56,7 @@ class QuestionResult:
     def prediction(self) -> str | None:
         return self.chosen.answer if self.chosen else None
 
-    @property
+    @cached_property  # math-verify can be slow; summary and results both ask
     def correct(self) -> bool:
         return answers_match(self.prediction, self.task.answer)
 
@@ -84,8 +85,8 @@ class Strategy(Registered, abc.ABC):
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         """Answer every task; all questions share each generator and verifier call."""
 
-    def check(self, ctx: Context) -> None:
-        if self.uses_verifier and ctx.verifier is None:
+    def check(self, verifier: Verifier | None) -> None:
+        if self.uses_verifier and verifier is None:
             raise ValueError(f"strategy {self.name!r} needs a verifier (--verifier)")
 
     def describe(self) -> dict:

@@ -10,7 +10,7 @@ once, so that many strategies and budgets can be evaluated on the same draws.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from testtime.generators.base import GenerationRequest
@@ -43,29 +43,48 @@ class GeneratorSource(SampleSource):
         return [[make_candidate(c.text, c.token_count) for c in r.completions] for r in results]
 
 
+def score_candidates(pairs: list[tuple[Task, Candidate]], ledgers: list[Ledger], ctx: Context) -> None:
+    """Score the candidates that have no score yet, all questions in one verifier batch."""
+    pending = [(task, c, ledger) for (task, c), ledger in zip(pairs, ledgers) if c.score is None]
+    if not pending:
+        return
+    solutions = [Solution(task.question, c.text) for task, c, _ in pending]
+    scored = ctx.verifier.score_steps(solutions, [ledger for _, _, ledger in pending])
+    for (_, candidate, _), steps in zip(pending, scored):
+        candidate.step_scores = steps.scores
+        candidate.score = ctx.verifier.reduce(steps.scores)
+        candidate.verifier_tokens = steps.tokens
+
+
 @dataclass
 class Pool:
-    """Samples drawn once per question, with what drawing them cost."""
+    """Samples drawn (and, with a verifier, scored) once per question, with what that cost."""
 
     candidates: list[list[Candidate]]
     prompt_tokens: list[int]
     cached_prompt_tokens: list[int]
     seconds_per_token: float
     parameter_count: int
+    verifier_parameter_count: int = 0
+    verifier_seconds_per_candidate: float = 0.0
 
     @classmethod
     def draw(cls, tasks: Sequence[Task], ctx: Context, size: int) -> Pool:
         ledgers = [Ledger() for _ in tasks]
-        source = GeneratorSource(tasks, ctx)
-        candidates = source.draw([(i, size) for i in range(len(tasks))], 0, ledgers)
-        completion = sum(l.completion_tokens for l in ledgers) or 1
-        wall = sum(l.wall_seconds for l in ledgers)
+        candidates = GeneratorSource(tasks, ctx).draw([(i, size) for i in range(len(tasks))], 0, ledgers)
+        generation_seconds = sum(l.wall_seconds for l in ledgers)
+        if ctx.verifier is not None:
+            pairs = [(task, c) for task, batch in zip(tasks, candidates) for c in batch]
+            score_candidates(pairs, [ledgers[i] for i, batch in enumerate(candidates) for _ in batch], ctx)
+        verifier_seconds = sum(l.wall_seconds for l in ledgers) - generation_seconds
         return cls(
             candidates=candidates,
             prompt_tokens=[l.prompt_tokens for l in ledgers],
             cached_prompt_tokens=[l.cached_prompt_tokens for l in ledgers],
-            seconds_per_token=wall / completion,
+            seconds_per_token=generation_seconds / (sum(l.completion_tokens for l in ledgers) or 1),
             parameter_count=ctx.generator.parameter_count,
+            verifier_parameter_count=ctx.verifier.parameter_count if ctx.verifier else 0,
+            verifier_seconds_per_candidate=verifier_seconds / (len(tasks) * size),
         )
 
 
@@ -94,8 +113,14 @@ class PoolSource(SampleSource):
                 wall_seconds=tokens * self.pool.seconds_per_token,
             )
             ledgers[i].generate_calls += 1
-            # Copies, so a verifier score written for one strategy does not leak into another.
-            out.append([Candidate(c.text, c.answer, c.key, c.tokens) for c in batch])
+            if batch[0].score is not None:  # scored once in the pool; each user pays for the scores it reads
+                ledgers[i].charge_verifier(
+                    tokens=sum(c.verifier_tokens for c in batch),
+                    parameters=self.pool.verifier_parameter_count,
+                    wall_seconds=k * self.pool.verifier_seconds_per_candidate,
+                )
+                ledgers[i].verifier_calls += 1
+            out.append([replace(c) for c in batch])  # copies: one strategy's choices never touch the pool
         return out
 
 
@@ -119,7 +144,7 @@ class ParallelStrategy(Strategy):
         return self.solve_from(GeneratorSource(tasks, ctx), tasks, ctx)
 
     def solve_from(self, source: SampleSource, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
-        self.check(ctx)
+        self.check(ctx.verifier)
         ledgers = [Ledger() for _ in tasks]
         candidates: list[list[Candidate]] = [[] for _ in tasks]
         rounds = [0] * len(tasks)
@@ -127,8 +152,8 @@ class ParallelStrategy(Strategy):
         while wants := [(i, k) for i, c in enumerate(candidates) if (k := self.next_draw(c)) > 0]:
             drawn = source.draw(wants, round_index, ledgers)
             if ctx.verifier is not None:  # scores are reported for every strategy, and charged
-                self._score([(tasks[i], c) for (i, _), batch in zip(wants, drawn) for c in batch],
-                            [ledgers[i] for (i, _), batch in zip(wants, drawn) for _ in batch], ctx)
+                score_candidates([(tasks[i], c) for (i, _), batch in zip(wants, drawn) for c in batch],
+                                 [ledgers[i] for (i, _), batch in zip(wants, drawn) for _ in batch], ctx)
             for (i, _), batch in zip(wants, drawn):
                 candidates[i].extend(batch)
                 rounds[i] += 1
@@ -137,12 +162,3 @@ class ParallelStrategy(Strategy):
             QuestionResult(task, self.choose(cands), cands, ledger, {"rounds": r})
             for task, cands, ledger, r in zip(tasks, candidates, ledgers, rounds)
         ]
-
-    @staticmethod
-    def _score(pairs: list[tuple[Task, Candidate]], ledgers: list[Ledger], ctx: Context) -> None:
-        """Score new candidates with the verifier, all questions in one batch."""
-        solutions = [Solution(task.question, c.text) for task, c in pairs]
-        scored = ctx.verifier.score_steps(solutions, ledgers)
-        for (_, candidate), steps in zip(pairs, scored):
-            candidate.step_scores = steps.scores
-            candidate.score = ctx.verifier.reduce(steps.scores)
