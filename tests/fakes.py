@@ -42,3 +42,47 @@ class ScriptedGenerator(Generator):
 def cycle(*texts: str) -> Callable[[str, int], str]:
     """A script that answers every question with ``texts`` in turn."""
     return lambda question, index: texts[index % len(texts)]
+
+
+class StepGenerator(Generator):
+    """Continues partial answers one scripted step at a time, for unit tests of search logic.
+
+    ``next_step(question, steps_so_far, sample_index)`` returns the next step's text;
+    a step ending in the delimiter leaves the answer open. A request with no stop
+    string (a rollout to the end) gets every remaining step at once.
+    """
+
+    name = "scripted-steps"
+    parameter_count = 1000
+
+    def __init__(self, next_step: Callable[[str, list[str], int], str], delimiter: str = "\n\n"):
+        self.next_step = next_step
+        self.delimiter = delimiter
+        self.calls: list[list[GenerationRequest]] = []
+        self.drawn: dict[tuple[str, str], int] = {}
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.calls.append(list(requests))
+        results = []
+        for request in requests:
+            question = request.prompt.messages[-1][1]
+            so_far = request.prompt.continuation
+            completions = [self._complete(question, so_far, bool(request.params.stop)) for _ in range(request.n)]
+            prompt_tokens = 10 + len(so_far.split())
+            results.append(GenerationResult(tuple(completions), prompt_tokens, cached_prompt_tokens=prompt_tokens - 2))
+        return results
+
+    def _complete(self, question: str, so_far: str, one_step: bool) -> Completion:
+        key = (question, so_far)
+        index = self.drawn.get(key, 0)
+        self.drawn[key] = index + 1
+        text = ""
+        while True:
+            steps = (so_far + text).split(self.delimiter)[:-1]  # the finished steps
+            step = self.next_step(question, steps, index)
+            text += step
+            if one_step or not step.endswith(self.delimiter):
+                break
+        stopped = one_step and text.endswith(self.delimiter)
+        return Completion(text=text, token_count=len(text.split()), finish_reason="stop",
+                          stop_reason=self.delimiter if stopped else None)

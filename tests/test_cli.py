@@ -33,6 +33,13 @@ def run_cli(*args):
         (["--temperature", "-1"], "temperature must be >= 0"),
         (["--backend", "nope"], "unknown backend 'nope'"),
         (["--aggregation", "min"], "--aggregation applies to a verifier's step scores"),
+        (["--strategy", "majority", "--width", "4"], "strategy 'majority' does not take width"),
+        (["--strategy", "beam_search", "--verifier", "arithmetic", "--n", "6", "--width", "4"],
+         "budget (6) must be a multiple of width (4)"),
+        (["--strategy", "beam_search", "--verifier", "arithmetic", "--selector", "visits"], "selector must be one of"),
+        (["--strategy", "rebase", "--verifier", "arithmetic", "--softmax-temperature", "0"], "temperature must be > 0"),
+        (["--strategy", "mcts", "--verifier", "arithmetic", "--lookahead", "2"], "'mcts' does not take lookahead"),
+        (["--strategy", "dvts"], "needs a verifier"),
     ],
 )
 def test_bad_arguments(tmp_path, args, message):
@@ -71,7 +78,8 @@ def test_custom_field_names_are_used(tmp_path):
 
 def test_strategies_lists_every_strategy():
     result = run_cli("strategies")
-    for name in ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency", "arithmetic"):
+    for name in ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency", "arithmetic",
+                 "beam_search", "dvts", "lookahead", "mcts", "particle_filtering", "rebase"):
         assert name in result.output
 
 
@@ -109,3 +117,23 @@ def test_run_majority_on_gsm8k_writes_results_and_summary(tmp_path):
     lo, hi = row["ci95"]
     assert 0 <= lo <= row["accuracy"] <= hi <= 1
     assert "accuracy" in proc.stdout  # the printed table
+
+
+@pytest.mark.engine
+def test_run_beam_search_from_the_cli_saves_the_tree(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "testtime", "run", "--dataset", "sample", "--limit", "2", "--strategy", "beam_search",
+         "--verifier", "arithmetic", "--n", "4", "--width", "2", "--depth", "4", "--delimiter", "\\n",
+         "--max-tokens", "96", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 2
+    for line in lines:
+        nodes = line["tree"]["nodes"]
+        assert max(n["depth"] for n in nodes) <= 4
+        assert any(n["text"].endswith("\n") and not n["terminal"] for n in nodes[1:])  # the "\\n" reached the search
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"][0]["strategy"] == "beam_search" and summary["results"][0]["width"] == 2

@@ -138,6 +138,22 @@ def test_server_that_ignores_n_gets_follow_up_requests(server):
         proxy.shutdown()
 
 
+def test_beam_search_through_the_server(client):
+    from testtime.strategies import Context, Strategy
+    from testtime.tasks import Task
+    from testtime.verifiers.arithmetic import ArithmeticVerifier
+
+    ctx = Context(generator=client, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=96))
+    tasks = [Task("a", "What is 6 times 7?", "42"), Task("b", "What is 12 plus 30?", "42")]
+    results = Strategy.create("beam_search", budget=4, width=2, delimiter="\n").solve(tasks, ctx)
+    for result in results:
+        nodes = result.details["tree"]["nodes"]
+        # the server kept the stop string, so open steps end with it and the search went deeper than one step
+        assert any(not n["terminal"] and n["text"].endswith("\n") for n in nodes[1:])
+        assert max(n["depth"] for n in nodes) >= 2
+        assert result.ledger.completion_tokens == sum(n["tokens"] for n in nodes)
+
+
 def test_cli_run_through_the_server(server, tmp_path):
     out = tmp_path / "run"
     from conftest import SHARED_DATA

@@ -40,6 +40,11 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def states_final_answer(text: str) -> bool:
+    """Whether the text states its final answer explicitly (boxed, "the answer is", "####")."""
+    return bool(last_boxed(text) or _ANSWER_IS.search(text) or _HASHES.search(text))
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer stated in a solution, or None when it states none."""
     if not text:

@@ -72,6 +72,7 @@ class Completion:
     token_count: int
     finish_reason: str | None = None  # "stop" (stop string or end of answer) or "length"
     cumulative_logprob: float | None = None
+    stop_reason: str | None = None  # the stop string that ended it, where the backend says
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,8 @@ class OpenAIGenerator(Generator):
         texts = [c.message.content or "" for c in response.choices]
         counts = _split_tokens(usage.completion_tokens if usage else 0, texts)
         batch = [
-            Completion(text=t, token_count=k, finish_reason="length" if c.finish_reason == "length" else "stop")
+            Completion(text=t, token_count=k, finish_reason="length" if c.finish_reason == "length" else "stop",
+                       stop_reason=_stop_string(c))
             for t, k, c in zip(texts, counts, response.choices)
         ]
         return batch, usage
@@ -107,6 +108,12 @@ class OpenAIGenerator(Generator):
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+
+def _stop_string(choice) -> str | None:
+    """vLLM and SGLang name the stop string that ended a choice; plain OpenAI servers do not."""
+    reason = getattr(choice, "stop_reason", None) or (getattr(choice, "model_extra", None) or {}).get("stop_reason")
+    return reason if isinstance(reason, str) else None
 
 
 def _split_tokens(total: int, texts: list[str]) -> list[int]:

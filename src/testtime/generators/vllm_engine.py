@@ -136,6 +136,7 @@ def _to_result(out) -> GenerationResult:
             token_count=len(c.token_ids),
             finish_reason="length" if c.finish_reason == "length" else "stop",
             cumulative_logprob=c.cumulative_logprob,
+            stop_reason=c.stop_reason if isinstance(c.stop_reason, str) else None,
         )
         for c in sorted(out.outputs, key=lambda c: c.index)
     )

@@ -30,13 +30,13 @@ class Context:
     template: PromptTemplate = field(default_factory=PromptTemplate)
     seed: int = 0
 
-    def seed_for(self, task: Task, round_index: int = 0) -> int:
-        """A per-question, per-round seed: independent of batching and of question order."""
-        digest = hashlib.sha256(f"{self.seed}:{task.id}:{round_index}".encode()).digest()
-        return int.from_bytes(digest[:4], "little")
+    def seed_for(self, task: Task, *keys: int) -> int:
+        """A seed per question and keys (round, node): independent of batching and of question order."""
+        key = ":".join(str(k) for k in (self.seed, task.id, *(keys or (0,))))
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
 
-    def sampling_for(self, task: Task, round_index: int = 0, **changes) -> SamplingParams:
-        return replace(self.sampling, seed=self.seed_for(task, round_index), **changes)
+    def sampling_for(self, task: Task, *keys: int, **changes) -> SamplingParams:
+        return replace(self.sampling, seed=self.seed_for(task, *keys), **changes)
 
 
 def make_candidate(text: str, tokens: int) -> Candidate:
@@ -84,6 +84,24 @@ class Strategy(Registered, abc.ABC):
     @abc.abstractmethod
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         """Answer every task; all questions share each generator and verifier call."""
+
+    @classmethod
+    def parameters(cls) -> tuple[str, ...]:
+        """The names this strategy takes, in order."""
+        from dataclasses import fields, is_dataclass
+
+        return tuple(f.name for f in fields(cls)) if is_dataclass(cls) else ()
+
+    @classmethod
+    def create(cls, name: str, **params) -> Strategy:
+        """The named strategy; a parameter it does not take is an error that names both."""
+        strategy_cls = cls.registry.get(name)
+        if strategy_cls is not None:
+            unknown = [p for p in params if p not in strategy_cls.parameters()]
+            if unknown:
+                raise ValueError(f"strategy {name!r} does not take {', '.join(unknown)}; "
+                                 f"its parameters: {', '.join(strategy_cls.parameters())}")
+        return cls.from_name(name, **params)
 
     def check(self, verifier: Verifier | None) -> None:
         if self.uses_verifier and verifier is None:

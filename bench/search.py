@@ -1,0 +1,83 @@
+"""Beam search against best-of-N at the same budget, on the same engine and questions.
+
+Runs best-of-N (N=16) and beam search (N=16, M=4) with the arithmetic process
+verifier on the first 30 GSM8K test questions, in one process, with the prefix
+cache reset before each run so neither inherits the other's cache. Prints
+(a) the wall-time ratio beam / best-of-N, (b) the share of beam search's prompt
+tokens served from the prefix cache, (c) accuracy and tokens of both. Usage:
+
+    .venv/bin/python bench/search.py [--questions 30] [--n 16] [--width 4] [--strategy beam_search]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from testtime.generators import SamplingParams
+from testtime.generators.vllm_engine import VLLMGenerator
+from testtime.ledger import Ledger
+from testtime.models import DEFAULT_MODEL, resolve_model
+from testtime.strategies import Context, Strategy
+from testtime.tasks import load_dataset
+from testtime.verifiers.arithmetic import ArithmeticVerifier
+
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict:
+    gen.llm.reset_prefix_cache()
+    start = time.perf_counter()
+    results = strategy.solve(tasks, ctx)
+    seconds = time.perf_counter() - start
+    total = Ledger.total(r.ledger for r in results)
+    return {
+        "strategy": strategy.describe(),
+        "seconds": round(seconds, 1),
+        "accuracy": sum(r.correct for r in results) / len(results),
+        "completion_tokens": total.completion_tokens,
+        "prompt_tokens": total.prompt_tokens,
+        "cached_prompt_tokens": total.cached_prompt_tokens,
+        "cache_share": total.cached_prompt_tokens / (total.prompt_tokens or 1),
+        "generate_calls": max(r.ledger.generate_calls for r in results),
+        "completion_tok_per_s": round(total.completion_tokens / seconds, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--questions", type=int, default=30)
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--width", type=int, default=4)
+    parser.add_argument("--strategy", default="beam_search")
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--block-size", type=int, default=32)
+    args = parser.parse_args()
+
+    tasks = load_dataset("gsm8k", data_root=DATA, limit=args.questions)
+    gen = VLLMGenerator(resolve_model(DEFAULT_MODEL), block_size=args.block_size)
+    ctx = Context(generator=gen, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=args.max_tokens))
+    gen.llm.generate(["warm up"], use_tqdm=False)
+    baseline = measure(Strategy.from_name("best_of_n", budget=args.n), tasks, ctx, gen)
+    print(json.dumps(baseline), flush=True)
+    search = measure(Strategy.from_name(args.strategy, budget=args.n, width=args.width), tasks, ctx, gen)
+    print(json.dumps(search), flush=True)
+    print(f"{len(tasks)} GSM8K questions, N={args.n}, block size {args.block_size}:")
+    print(f"  (a) wall time {args.strategy} / best-of-{args.n}: {search['seconds'] / baseline['seconds']:.2f}"
+          f"  ({search['seconds']:.0f} s / {baseline['seconds']:.0f} s)")
+    print(f"  (b) {args.strategy} prompt tokens served from the prefix cache: {search['cache_share']:.1%}"
+          f"  ({search['cached_prompt_tokens']:,} of {search['prompt_tokens']:,})")
+    for row in (baseline, search):
+        print(f"  (c) {row['strategy']['strategy']:18s} accuracy {row['accuracy']:.1%}  completion tokens "
+              f"{row['completion_tokens']:,}  prompt tokens {row['prompt_tokens']:,}  generate calls {row['generate_calls']}")
+    gen.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The step-level search family: strategies that grow a tree of reasoning steps.
+
+A search strategy only decides, round by round, which nodes of each question's
+tree to expand and how many ways (``search_round``). The ``Expander`` does the
+work for all questions at once: one batched generate call that continues every
+chosen partial answer up to the next step delimiter, and one batched verifier
+call that scores every new step. Partial answers are raw continuations of the
+chat prompt, so the engine's prefix cache serves the shared prefix.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Sequence
+
+from testtime.answers import states_final_answer
+from testtime.generators.base import Completion, GenerationRequest
+from testtime.ledger import Ledger
+from testtime.selection import Candidate, Selector, select
+from testtime.steps import DEFAULT_STEP_DELIMITER
+from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
+from testtime.tasks import Task
+from testtime.tree import Node, Tree
+from testtime.verifiers.base import Solution
+
+
+class Expander:
+    """Grows many trees at once: each ``expand`` is one generate call and one verifier call."""
+
+    def __init__(self, ctx: Context, strategy: SearchStrategy, trees: Sequence[Tree], ledgers: Sequence[Ledger]):
+        self.ctx, self.strategy = ctx, strategy
+        self._ledger = {id(tree): ledger for tree, ledger in zip(trees, ledgers)}
+
+    def ledger(self, tree: Tree) -> Ledger:
+        return self._ledger[id(tree)]
+
+    def expand(
+        self, wants: Sequence[tuple[Tree, Node, int]], *, kind: str = "step", greedy: bool = False,
+        to_end: bool = False,
+    ) -> list[list[Node]]:
+        """Add ``n`` sampled next steps (or, ``to_end``, whole rest-of-answers) under each node.
+
+        Returns the new children of each want, in order, already scored.
+        """
+        seen = {(id(t), n.id) for t, n, _ in wants}
+        if len(seen) != len(wants):
+            raise ValueError("expand: each node may appear once per call (ask for n children instead)")
+        requests = [GenerationRequest(tree.prompt_for(node), n=n, params=self._params(tree, node, kind, greedy, to_end))
+                    for tree, node, n in wants]
+        results = self.ctx.generator.generate(requests, [self.ledger(tree) for tree, _, _ in wants])
+        children = [
+            [self._add(tree, node, completion, kind, to_end) for completion in result.completions]
+            for (tree, node, _), result in zip(wants, results)
+        ]
+        self.score([(tree, child) for (tree, _, _), kids in zip(wants, children) for child in kids])
+        return children
+
+    def score(self, pairs: Sequence[tuple[Tree, Node]]) -> None:
+        """Score every node's path in one verifier batch."""
+        if not pairs:
+            return
+        verifier, delimiter = self.ctx.verifier, self.strategy.delimiter
+        solutions = [Solution(tree.task.question, node.solution, delimiter) for tree, node in pairs]
+        scored = verifier.score_steps(solutions, [self.ledger(tree) for tree, _ in pairs])
+        for (_, node), steps in zip(pairs, scored):
+            node.step_scores = steps.scores
+            node.score = verifier.reduce(steps.scores)
+            node.verifier_tokens = steps.tokens
+
+    def _params(self, tree: Tree, node: Node, kind: str, greedy: bool, to_end: bool):
+        remaining = self.ctx.sampling.max_tokens - node.path_tokens
+        changes: dict = {"max_tokens": max(1, remaining if to_end else min(self.strategy.step_tokens, remaining))}
+        if not to_end:
+            changes["stop"] = (self.strategy.delimiter,)
+        if greedy:
+            changes["temperature"] = 0.0
+        # A seed per question, round, node and purpose: siblings differ, reruns repeat.
+        return self.ctx.sampling_for(tree.task, tree.rounds, node.id, kind, **changes)
+
+    def _add(self, tree: Tree, parent: Node, completion: Completion, kind: str, to_end: bool) -> Node:
+        delimiter = self.strategy.delimiter
+        text = completion.text
+        at_delimiter = text.endswith(delimiter) or completion.stop_reason == delimiter
+        if completion.stop_reason == delimiter and not text.endswith(delimiter):
+            text += delimiter  # servers that strip the stop string
+        child = tree.add(parent, text, completion.token_count, kind)
+        if completion.finish_reason == "length":
+            if to_end or child.path_tokens >= self.ctx.sampling.max_tokens:
+                child.end = "length"
+        elif at_delimiter and not to_end:
+            if states_final_answer(text):
+                child.end = "answer"
+        else:
+            child.end = "eos"
+        if child.end is None and child.depth >= self.strategy.max_depth:
+            child.end = "depth"
+        child.terminal = child.end is not None
+        return child
+
+
+@dataclass
+class SearchStrategy(Strategy):
+    """Shared parameters of the search family.
+
+    budget: complete solutions' worth of generation, as for best-of-N.
+    max_depth: steps after which a path ends.
+    step_tokens: cap on one step's length.
+    delimiter: the text that ends a step.
+    selector: how the final answer is chosen among the complete solutions.
+    """
+
+    budget: int = 16
+    max_depth: int = 20
+    step_tokens: int = 128
+    delimiter: str = DEFAULT_STEP_DELIMITER
+    selector: str = Selector.BEST.value
+
+    uses_verifier = True
+
+    def __post_init__(self):
+        self.require_positive("budget", "max_depth", "step_tokens")
+        if not self.delimiter:
+            raise ValueError(f"{self.name}: delimiter must not be empty")
+        self.selector = str(self.selector)
+        allowed = self.selectors()
+        if self.selector not in allowed:
+            raise ValueError(f"{self.name}: selector must be one of {', '.join(allowed)}, got {self.selector!r}")
+
+    def require_positive(self, *names: str, integer: bool = True) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if integer and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{self.name}: {name} must be an integer >= 1, got {value!r}")
+            if not integer and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{self.name}: {name} must be > 0, got {value!r}")
+
+    @classmethod
+    def selectors(cls) -> tuple[str, ...]:
+        return tuple(s.value for s in Selector)
+
+    @abc.abstractmethod
+    def search_round(self, trees: list[Tree], expander: Expander) -> None:
+        """Advance every active tree by one round; set ``tree.done`` when its search is over."""
+
+    def rank(self, node: Node) -> float:
+        """How promising a partial solution is: its aggregated process score by default."""
+        return node.score if node.score is not None else float("-inf")
+
+    def best(self, nodes: Sequence[Node], k: int) -> list[Node]:
+        """The k highest-ranked nodes (ties keep generation order)."""
+        return sorted(nodes, key=self.rank, reverse=True)[:k]
+
+    def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
+        self.check(ctx.verifier)
+        trees = [Tree(task, ctx.template.build(task)) for task in tasks]
+        ledgers = [Ledger() for _ in tasks]
+        expander = Expander(ctx, self, trees, ledgers)
+        while active := [tree for tree in trees if not tree.done]:
+            self.search_round(active, expander)
+            for tree in active:
+                tree.rounds += 1
+        return [self._result(tree, ledger) for tree, ledger in zip(trees, ledgers)]
+
+    def _result(self, tree: Tree, ledger: Ledger) -> QuestionResult:
+        # Complete solutions are the candidates; a search cut short offers its partial leaves instead.
+        nodes = tree.complete() or [n for n in tree if n.parent is not None and not n.children]
+        candidates = [node_candidate(n) for n in nodes]
+        chosen = self.choose(tree, nodes, candidates)
+        return QuestionResult(tree.task, chosen, candidates, ledger, {"rounds": tree.rounds, "tree": tree.to_dict()})
+
+    def choose(self, tree: Tree, nodes: list[Node], candidates: list[Candidate]) -> Candidate | None:
+        return select(candidates, self.selector)
+
+
+def node_candidate(node: Node) -> Candidate:
+    candidate = make_candidate(node.solution, node.path_tokens)
+    candidate.score, candidate.step_scores = node.score, node.step_scores
+    candidate.verifier_tokens = node.verifier_tokens
+    return candidate
+
+
+def finished(tree: Tree, budget: int) -> bool:
+    """A budget of N is spent once the tree holds N complete solutions."""
+    return len(tree.complete()) >= budget
