@@ -6,12 +6,13 @@ cache reset before each run so neither inherits the other's cache. Prints
 (a) the wall-time ratio beam / best-of-N, (b) the share of beam search's prompt
 tokens served from the prefix cache, (c) accuracy and tokens of both. Usage:
 
-    .venv/bin/python bench/search.py [--questions 30] [--n 16] [--width 4] [--strategy beam_search]
+    .venv/bin/python bench/search.py [--questions 30] [--n 16] [--width 4] [--strategy beam_search] [--delimiter '\n']
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
 import sys
@@ -57,6 +58,7 @@ def main() -> int:
     parser.add_argument("--strategy", default="beam_search")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--block-size", type=int, default=32)
+    parser.add_argument("--delimiter", default="\\n\\n", help="what ends a step; '\\n' for one newline")
     args = parser.parse_args()
 
     tasks = load_dataset("gsm8k", data_root=DATA, limit=args.questions)
@@ -65,9 +67,10 @@ def main() -> int:
     gen.llm.generate(["warm up"], use_tqdm=False)
     baseline = measure(Strategy.from_name("best_of_n", budget=args.n), tasks, ctx, gen)
     print(json.dumps(baseline), flush=True)
-    search = measure(Strategy.from_name(args.strategy, budget=args.n, width=args.width), tasks, ctx, gen)
+    delimiter = codecs.decode(args.delimiter, "unicode_escape")
+    search = measure(Strategy.create(args.strategy, budget=args.n, width=args.width, delimiter=delimiter), tasks, ctx, gen)
     print(json.dumps(search), flush=True)
-    print(f"{len(tasks)} GSM8K questions, N={args.n}, block size {args.block_size}:")
+    print(f"{len(tasks)} GSM8K questions, N={args.n}, block size {args.block_size}, delimiter {delimiter!r}:")
     print(f"  (a) wall time {args.strategy} / best-of-{args.n}: {search['seconds'] / baseline['seconds']:.2f}"
           f"  ({search['seconds']:.0f} s / {baseline['seconds']:.0f} s)")
     print(f"  (b) {args.strategy} prompt tokens served from the prefix cache: {search['cache_share']:.1%}"

@@ -67,6 +67,12 @@ def test_bad_dataset_file(tmp_path, content, message):
     assert not out.exists()
 
 
+def test_demo_rejects_an_unknown_strategy(tmp_path):
+    result = run_cli("demo", "--strategy", "nope", "--out", str(tmp_path / "d"))
+    assert result.exit_code == 2 and "unknown strategy 'nope'" in result.output
+    assert not (tmp_path / "d").exists()
+
+
 def test_custom_field_names_are_used(tmp_path):
     data = tmp_path / "mine.jsonl"
     data.write_text('{"q": "1+1?", "a": "2"}\n')

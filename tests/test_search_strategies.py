@@ -160,6 +160,17 @@ def test_rebase_shares_width_by_softmax():
     assert allocate_widths([0.5, 0.5], 5, 1.0) in ([3, 2], [2, 3])
 
 
+def test_selectors_are_shared_with_the_parallel_family():
+    from testtime.selection import Selector
+
+    assert Strategy.create("beam_search", selector=Selector.WEIGHTED).selector == "weighted"
+    results = Strategy.create("beam_search", budget=4, width=2, selector="weighted").solve(TASKS[:1], ctx())
+    # the complete solutions: "12" twice at 0.9, "13" twice at 0.09; the weighted vote sums them
+    assert sorted((c.answer, round(c.score, 2)) for c in results[0].candidates) == [
+        ("12", 0.9), ("12", 0.9), ("13", 0.09), ("13", 0.09)]
+    assert results[0].prediction == "12"
+
+
 def test_search_parameters_are_checked():
     with pytest.raises(ValueError, match="multiple of width"):
         Strategy.from_name("beam_search", budget=6, width=4)

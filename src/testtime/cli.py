@@ -28,7 +28,7 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time compute scaling for LLM reasoning.")
 console = Console(stderr=True)
 
-DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency", "beam_search")
+DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency")
 DEMO_BUDGETS = (1, 2, 4, 8, 16)
 
 
@@ -150,7 +150,7 @@ def demo(
     limit: int = typer.Option(20, help="questions from the shipped GSM8K sample (30 ship)"),
     max_budget: int = typer.Option(16, help="largest budget (budgets are powers of two up to it)"),
     strategy: list[str] = typer.Option(list(DEMO_STRATEGIES), "--strategy",
-                                       help="a strategy to include; repeat for several"),
+                                       help="a strategy to include; repeat for several (searches run at the largest budget)"),
     backend: str = typer.Option("vllm"),
     model: str = typer.Option(DEFAULT_MODEL),
     base_url: Optional[str] = None,
@@ -201,7 +201,7 @@ def _is_search(name: str) -> bool:
 
 
 def _demo_strategy(name: str, budget: int) -> Strategy:
-    if "width" in Strategy.registry[name].parameters():
+    if "width" in getattr(Strategy.registry.get(name), "parameters", tuple)():
         return Strategy.create(name, budget=budget, width=min(4, budget))
     return Strategy.create(name, budget=budget)
 

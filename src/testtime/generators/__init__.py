@@ -23,7 +23,7 @@ def open_generator(
     api_key: str = "EMPTY",
     seed: int = 0,
     max_model_len: int = 2048,
-    block_size: int = 32,
+    block_size: int | None = None,
     parameter_count: int = 0,
 ) -> Generator:
     """A generator for a backend name: ``vllm`` (in-process) or ``openai`` (HTTP)."""
@@ -32,8 +32,9 @@ def open_generator(
     if backend == "vllm":
         from testtime.generators.vllm_engine import VLLMGenerator
 
-        return VLLMGenerator(resolve_model(model), seed=seed, max_model_len=max_model_len, block_size=block_size,
-                             parameter_count=parameter_count or None)
+        options = {"block_size": block_size} if block_size else {}
+        return VLLMGenerator(resolve_model(model), seed=seed, max_model_len=max_model_len,
+                             parameter_count=parameter_count or None, **options)
     if backend == "openai":
         if not base_url:
             raise ValueError("backend 'openai' needs --base-url (for example http://127.0.0.1:8000/v1)")

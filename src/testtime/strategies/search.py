@@ -122,7 +122,7 @@ class SearchStrategy(Strategy):
         self.require_positive("budget", "max_depth", "step_tokens")
         if not self.delimiter:
             raise ValueError(f"{self.name}: delimiter must not be empty")
-        self.selector = str(self.selector)
+        self.selector = getattr(self.selector, "value", self.selector)  # Selector.BEST or "best"
         allowed = self.selectors()
         if self.selector not in allowed:
             raise ValueError(f"{self.name}: selector must be one of {', '.join(allowed)}, got {self.selector!r}")
