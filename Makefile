@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench-throughput bench-search
+.PHONY: demo test bench-throughput bench-search bench-serve
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -29,3 +29,6 @@ bench-throughput: $(STAMP)
 
 bench-search: $(STAMP)
 	$(BIN)/python bench/search.py
+
+bench-serve: $(STAMP)
+	$(BIN)/python bench/serve_load.py

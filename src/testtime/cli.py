@@ -207,6 +207,43 @@ def _demo_strategy(name: str, budget: int) -> Strategy:
 
 
 @app.command()
+def serve(
+    config: Optional[Path] = typer.Option(None, help="TOML file of server settings (defaults and caps)"),
+    host: Optional[str] = typer.Option(None, help="bind address (default 127.0.0.1: loopback only)"),
+    port: Optional[int] = None,
+    backend: str = typer.Option("vllm"),
+    model: str = typer.Option(DEFAULT_MODEL),
+    base_url: Optional[str] = typer.Option(None, help="upstream OpenAI-compatible server, for --backend openai"),
+    api_key: list[str] = typer.Option([], help="accepted API key (repeat for several); none: no authentication"),
+    max_model_len: int = 2048,
+    seed: int = 0,
+):
+    """Serve an OpenAI-compatible API that adds test-time compute to the model."""
+    import uvicorn
+
+    from testtime.server.app import create_app
+    from testtime.server.config import ServerConfig
+
+    try:
+        settings = ServerConfig.from_file(config) if config else ServerConfig()
+    except (OSError, ValueError, TypeError) as exc:
+        _fail(str(exc))
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    if api_key:
+        settings.api_keys = tuple(api_key)
+    gen = _open(backend, model, base_url, seed, max_model_len)
+    gen.show_progress = False
+    console.print(f"serving {settings.served_model} on http://{settings.host}:{settings.port}/v1")
+    try:
+        uvicorn.run(create_app(settings, gen), host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        gen.close()
+
+
+@app.command()
 def strategies():
     """List the strategies (with their parameters) and verifiers."""
     for name, cls in sorted(Strategy.registry.items()):

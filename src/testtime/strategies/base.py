@@ -8,7 +8,7 @@ import abc
 import hashlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 from testtime.answers import answers_match, extract_answer, normalize_answer
 from testtime.generators.base import Generator, SamplingParams
@@ -29,6 +29,16 @@ class Context:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     template: PromptTemplate = field(default_factory=PromptTemplate)
     seed: int = 0
+    # Hooks for a caller that watches a run (the server): progress messages, and a per-question stop.
+    progress: Callable[[Task, str], None] | None = None
+    cancelled: Callable[[Task], bool] | None = None
+
+    def report(self, task: Task, message: str) -> None:
+        if self.progress is not None:
+            self.progress(task, message)
+
+    def is_cancelled(self, task: Task) -> bool:
+        return self.cancelled is not None and self.cancelled(task)
 
     def seed_for(self, task: Task, *keys: int) -> int:
         """A seed per question and keys (round, node): independent of batching and of question order."""

@@ -149,7 +149,8 @@ class ParallelStrategy(Strategy):
         candidates: list[list[Candidate]] = [[] for _ in tasks]
         rounds = [0] * len(tasks)
         round_index = 0
-        while wants := [(i, k) for i, c in enumerate(candidates) if (k := self.next_draw(c)) > 0]:
+        while wants := [(i, k) for i, c in enumerate(candidates)
+                        if (k := self.next_draw(c)) > 0 and not (c and ctx.is_cancelled(tasks[i]))]:
             drawn = source.draw(wants, round_index, ledgers)
             if ctx.verifier is not None:  # scores are reported for every strategy, and charged
                 score_candidates([(tasks[i], c) for (i, _), batch in zip(wants, drawn) for c in batch],
@@ -157,6 +158,7 @@ class ParallelStrategy(Strategy):
             for (i, _), batch in zip(wants, drawn):
                 candidates[i].extend(batch)
                 rounds[i] += 1
+                ctx.report(tasks[i], f"{self.name}: {len(candidates[i])} of {self.budget} samples drawn")
             round_index += 1
         return [
             QuestionResult(task, self.choose(cands), cands, ledger, {"rounds": r})

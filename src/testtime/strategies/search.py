@@ -160,7 +160,17 @@ class SearchStrategy(Strategy):
             self.search_round(active, expander)
             for tree in active:
                 tree.rounds += 1
+                self._report(tree, ctx)
         return [self._result(tree, ledger) for tree, ledger in zip(trees, ledgers)]
+
+    def _report(self, tree: Tree, ctx: Context) -> None:
+        if ctx.is_cancelled(tree.task):
+            tree.done = True  # keeps what it found; the answer is chosen from it
+            return
+        complete = tree.complete()
+        best = max((n.score or 0.0 for n in complete), default=0.0)
+        ctx.report(tree.task, f"{self.name} round {tree.rounds}: {len(tree.nodes) - 1} steps, "
+                              f"{len(complete)} complete solutions, best score {best:.2f}")
 
     def _result(self, tree: Tree, ledger: Ledger) -> QuestionResult:
         # Complete solutions are the candidates; a search cut short offers its partial leaves instead.

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible server: test-time compute behind /v1/chat/completions."""

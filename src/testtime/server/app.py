@@ -1,0 +1,272 @@
+"""The FastAPI application: OpenAI-compatible endpoints in front of a generator.
+
+A client picks the strategy per request, by model name (``smollm2+beam_search``)
+or by a ``testtime`` object in the body; the server's config supplies defaults
+and caps. Every answer's ``usage`` is the request's ledger: every token it cost
+upstream, verifier tokens included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import time
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from testtime.generators.base import Generator, SamplingParams
+from testtime.selection import Candidate
+from testtime.server import protocol
+from testtime.server.config import ServerConfig
+from testtime.server.scheduler import Job, Scheduler
+from testtime.strategies import Strategy
+from testtime.strategies.base import QuestionResult
+from testtime.tasks import Task
+from testtime.verifiers import Verifier
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
+                 param: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.code, self.param, self.headers = status, kind, code, param, headers
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("testtime_requests", "Requests by endpoint and status", ["endpoint", "status"],
+                                registry=self.registry)
+        self.tokens = Counter("testtime_tokens", "Tokens spent upstream, by kind", ["kind"], registry=self.registry)
+        self.latency = Histogram("testtime_request_seconds", "Request latency", ["endpoint"], registry=self.registry,
+                                 buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600))
+        self.queue_depth = Gauge("testtime_queue_depth", "Requests waiting for the engine", registry=self.registry)
+
+    def charge(self, ledger) -> None:
+        for kind in ("prompt_tokens", "cached_prompt_tokens", "completion_tokens", "verifier_tokens"):
+            self.tokens.labels(kind).inc(getattr(ledger, kind))
+
+
+def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        scheduler.close()
+
+    app = FastAPI(title="testtime", docs_url=None, redoc_url=None, lifespan=lifespan)
+    verifiers: dict[str | None, Verifier | None] = {None: None}
+
+    def make_verifier(name: str | None) -> Verifier | None:
+        if name not in verifiers:
+            verifiers[name] = Verifier.from_name(name)
+        return verifiers[name]
+
+    scheduler = Scheduler(generator, make_verifier, config.max_queue, config.batch_window_seconds)
+    metrics = Metrics()
+    app.state.scheduler, app.state.metrics, app.state.config = scheduler, metrics, config
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        metrics.requests.labels(request.url.path, str(exc.status)).inc()
+        return JSONResponse(protocol.error_body(str(exc), exc.kind, exc.code, exc.param), exc.status,
+                            headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        metrics.requests.labels(request.url.path, "400").inc()
+        return JSONResponse(protocol.error_body(f"{where}: {first['msg']}" if where else first["msg"],
+                                                "invalid_request_error", param=where or None), 400)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):  # never a stack trace to the client
+        metrics.requests.labels(request.url.path, "500").inc()
+        return JSONResponse(protocol.error_body("internal server error", "server_error"), 500)
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next):
+        if request.url.path.startswith("/v1/"):
+            if config.api_keys:
+                auth = request.headers.get("authorization", "")
+                if not auth.startswith("Bearer ") or auth[7:] not in config.api_keys:
+                    metrics.requests.labels(request.url.path, "401").inc()
+                    return JSONResponse(protocol.error_body("invalid or missing API key", "authentication_error",
+                                                            "invalid_api_key"), 401)
+            length = request.headers.get("content-length")
+            if length and int(length) > config.max_body_bytes:
+                metrics.requests.labels(request.url.path, "413").inc()
+                return JSONResponse(protocol.error_body(
+                    f"request body is {length} bytes; the limit is {config.max_body_bytes}",
+                    "invalid_request_error", "request_too_large"), 413)
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics_endpoint():
+        metrics.queue_depth.set(scheduler.depth)
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models")
+    async def models():
+        names = [config.served_model] + [f"{config.served_model}+{s}" for s in sorted(Strategy.registry)]
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "testtime"}
+                                           for n in names]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: protocol.ChatCompletionRequest, request: Request):
+        messages = [(m.role if m.role != "developer" else "system", m.content) for m in body.messages]
+        max_tokens = body.max_completion_tokens or body.max_tokens
+        job = _job(config, body, messages, max_tokens)
+        return await _answer(request, job, body, chat=True)
+
+    @app.post("/v1/completions")
+    async def completions(body: protocol.CompletionRequest, request: Request):
+        job = _job(config, body, [("user", body.prompt)], body.max_tokens)
+        return await _answer(request, job, body, chat=False)
+
+    async def _answer(request: Request, job: Job, body, chat: bool):
+        started = time.perf_counter()
+        try:
+            scheduler.submit(job)
+        except queue.Full:
+            raise ApiError(429, "the server's queue is full; retry later", "rate_limit_error", "queue_full",
+                           headers={"Retry-After": "1"})
+        request_id = protocol.new_id("chatcmpl" if chat else "cmpl")
+        if body.stream and chat:
+            return StreamingResponse(_stream(request, job, body, request_id, started), media_type="text/event-stream")
+        if body.stream:
+            raise ApiError(400, "streaming is supported on /v1/chat/completions only", param="stream")
+        result = await _wait(request, job)
+        texts = distinct_answers(result, body.n)
+        metrics.charge(result.ledger)
+        metrics.requests.labels(request.url.path, "200").inc()
+        metrics.latency.labels(request.url.path).observe(time.perf_counter() - started)
+        build = protocol.chat_response if chat else protocol.completion_response
+        return build(request_id, body.model, texts, result.ledger, _details(job, result))
+
+    async def _wait(request: Request, job: Job) -> QuestionResult:
+        try:
+            return await _poll(request, job)
+        finally:  # this handler was cancelled before the answer: stop the work
+            if not job.future.done():
+                job.cancelled.set()
+
+    async def _poll(request: Request, job: Job) -> QuestionResult:
+        waiting = asyncio.wrap_future(job.future)
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=0.25)
+            if done:
+                try:
+                    return waiting.result()
+                except asyncio.CancelledError:
+                    raise ApiError(499, "the client went away", code="client_closed")
+            if await request.is_disconnected():
+                job.cancelled.set()
+
+    async def _stream(request: Request, job: Job, body, request_id: str, started: float) -> AsyncIterator[str]:
+        try:
+            async for event in _events(request, job, body, request_id, started):
+                yield event
+        finally:  # the client left before the answer (the server cancels this generator): stop the work
+            if not job.future.done():
+                job.cancelled.set()
+
+    async def _events(request: Request, job: Job, body, request_id: str, started: float) -> AsyncIterator[str]:
+        def sse(chunk: dict) -> str:
+            return f"data: {json.dumps(chunk)}\n\n"
+
+        yield sse(protocol.chat_chunk(request_id, body.model, {"role": "assistant", "content": ""}))
+        waiting = asyncio.wrap_future(job.future)
+        while not waiting.done():
+            await asyncio.wait({waiting}, timeout=0.25)
+            while True:
+                try:
+                    message = job.progress.get_nowait()
+                except queue.Empty:
+                    break
+                yield sse(protocol.chat_chunk(request_id, body.model, {"reasoning_content": message + "\n"}))
+            if await request.is_disconnected():
+                return
+        try:
+            result = waiting.result()
+        except Exception:
+            yield sse(protocol.error_body("internal server error", "server_error"))
+            return
+        texts = distinct_answers(result, body.n)
+        for index, text in enumerate(texts):
+            yield sse(protocol.chat_chunk(request_id, body.model, {"content": text}, index))
+            yield sse(protocol.chat_chunk(request_id, body.model, {}, index, finish_reason="stop"))
+        if (body.stream_options or {}).get("include_usage"):
+            yield sse({**protocol.chat_chunk(request_id, body.model, {}), "choices": [],
+                       "usage": protocol.usage(result.ledger)})
+        metrics.charge(result.ledger)
+        metrics.requests.labels(request.url.path, "200").inc()
+        metrics.latency.labels(request.url.path).observe(time.perf_counter() - started)
+        yield "data: [DONE]\n\n"
+
+    return app
+
+
+def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens: int | None) -> Job:
+    base, _, named = body.model.partition("+")
+    if base != config.served_model:
+        raise ApiError(404, f"model {body.model!r} does not exist; this server serves {config.served_model!r} "
+                            f"(optionally {config.served_model}+STRATEGY)", code="model_not_found", param="model")
+    options = body.testtime or protocol.TesttimeOptions()
+    name = options.strategy or named or config.strategy
+    budget = options.budget or (1 if name == "single" else config.budget)
+    for what, asked, cap in (("budget", budget, config.max_budget), ("n", body.n, config.max_n),
+                             ("max_tokens", max_tokens or 0, config.max_max_tokens)):
+        if asked > cap:
+            raise ApiError(400, f"{what} {asked} is over this server's cap of {cap}", param=what)
+    if budget < body.n:
+        raise ApiError(400, f"n ({body.n}) distinct answers need a budget of at least n (budget is {budget})", param="n")
+    try:
+        strategy = Strategy.create(name, budget=budget, **options.params)
+    except (ValueError, TypeError) as exc:
+        raise ApiError(400, str(exc), param="testtime")
+    verifier = options.verifier if options.verifier is not None else config.verifier
+    if verifier is not None and verifier not in Verifier.registry:
+        raise ApiError(400, f"unknown verifier {verifier!r}; known: {', '.join(sorted(Verifier.registry))}",
+                       param="testtime.verifier")
+    if strategy.uses_verifier and verifier is None:
+        raise ApiError(400, f"strategy {name!r} needs a verifier", param="testtime.verifier")
+    sampling = SamplingParams(
+        temperature=body.temperature if body.temperature is not None else 0.8,
+        top_p=body.top_p if body.top_p is not None else 1.0,
+        max_tokens=max_tokens or config.max_tokens,
+    )
+    seeded = body.seed is not None
+    task = Task(id="seeded" if seeded else protocol.new_id("q"), question=messages[-1][1], answer="",
+                meta={"messages": messages})
+    return Job(task=task, strategy=strategy, sampling=sampling, verifier=verifier,
+               seed=body.seed if seeded else 0, deadline=time.monotonic() + config.max_wall_seconds)
+
+
+def distinct_answers(result: QuestionResult, n: int) -> list[str]:
+    """The chosen solution, then the best-scored solutions with other answers, n in all (fewer if none remain)."""
+    chosen: list[Candidate] = [result.chosen] if result.chosen else []
+    keys = {c.key for c in chosen}
+    ranked = sorted(result.candidates, key=lambda c: c.score if c.score is not None else 0.0, reverse=True)
+    for candidate in ranked:
+        if len(chosen) >= n:
+            break
+        if candidate.key not in keys:
+            chosen.append(candidate)
+            keys.add(candidate.key)
+    return [c.text for c in chosen] or [""]
+
+
+def _details(job: Job, result: QuestionResult) -> dict:
+    return {"strategy": job.strategy.describe(), "answer": result.prediction,
+            "candidates": len(result.candidates), "rounds": result.details.get("rounds")}

@@ -1,0 +1,43 @@
+"""Server settings: defaults a request may override, and caps it may not exceed."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"  # loopback unless the operator says otherwise
+    port: int = 8000
+    api_keys: tuple[str, ...] = ()  # empty: no authentication
+    served_model: str = "smollm2"
+    # defaults for a request that names no strategy
+    strategy: str = "majority"
+    budget: int = 4
+    verifier: str | None = "arithmetic"
+    max_tokens: int = 512
+    # caps, enforced whatever the client asks
+    max_budget: int = 64
+    max_n: int = 8
+    max_max_tokens: int = 1024
+    max_wall_seconds: float = 600.0
+    max_body_bytes: int = 1_000_000
+    max_queue: int = 256  # waiting requests; beyond this, 429 with Retry-After
+    batch_window_seconds: float = 0.05  # how long the scheduler waits to gather a batch
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ServerConfig:
+        """Read a TOML file whose keys are these field names; an unknown key is an error."""
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "api_keys" in data:
+            data["api_keys"] = tuple(data["api_keys"])
+        return cls(**data)

@@ -1,0 +1,106 @@
+"""The OpenAI wire format: request models, response bodies and errors."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TesttimeOptions(BaseModel):
+    """The `testtime` object of a request body (`extra_body` in the official client)."""
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: str | None = None
+    budget: int | None = Field(default=None, ge=1)
+    verifier: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)  # the strategy's own parameters (width, c, ...)
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str
+
+
+class ChatCompletionRequest(BaseModel):
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    n: int = Field(default=1, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    stream: bool = False
+    stream_options: dict | None = None
+    testtime: TesttimeOptions | None = None
+
+
+class CompletionRequest(BaseModel):
+    model: str
+    prompt: str
+    n: int = Field(default=1, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    stream: bool = False
+    testtime: TesttimeOptions | None = None
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(ledger) -> dict:
+    """Everything the request cost upstream; verifier tokens count in the total."""
+    return {
+        "prompt_tokens": ledger.prompt_tokens,
+        "completion_tokens": ledger.completion_tokens,
+        "total_tokens": ledger.prompt_tokens + ledger.completion_tokens + ledger.verifier_tokens,
+        "prompt_tokens_details": {"cached_tokens": ledger.cached_prompt_tokens},
+        "testtime": ledger.to_dict(),
+    }
+
+
+def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def chat_response(request_id: str, model: str, texts: list[str], ledger, details: dict) -> dict:
+    return {
+        "id": request_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+            for i, text in enumerate(texts)
+        ],
+        "usage": usage(ledger),
+        "testtime": details,
+    }
+
+
+def completion_response(request_id: str, model: str, texts: list[str], ledger, details: dict) -> dict:
+    return {
+        "id": request_id,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i, text in enumerate(texts)],
+        "usage": usage(ledger),
+        "testtime": details,
+    }
+
+
+def chat_chunk(request_id: str, model: str, delta: dict, index: int = 0, finish_reason: str | None = None) -> dict:
+    return {
+        "id": request_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+    }

@@ -1,0 +1,280 @@
+"""The OpenAI-compatible server on loopback, in front of the embedded model, through the official client."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+
+import openai
+import pytest
+
+from testtime.server.app import create_app
+from testtime.server.config import ServerConfig
+
+pytestmark = pytest.mark.engine
+KEY = "secret-key"
+QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """A real uvicorn server in a thread, on a free loopback port."""
+
+    def __init__(self, config: ServerConfig, generator):
+        import uvicorn
+
+        config.port = free_port()
+        self.app = create_app(config, generator)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{config.port}"
+
+    def close(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def client(self, key: str | None = KEY, **kwargs) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key or "none", max_retries=0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def served(engine):
+    config = ServerConfig(api_keys=(KEY,), max_tokens=64, max_budget=16, max_n=4, max_max_tokens=256,
+                          max_body_bytes=20_000)
+    server = Served(config, engine)
+    yield server
+    server.close()
+
+
+def post(url: str, body: bytes, headers: dict) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return response.status, json.loads(response.read()), {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), {k.lower(): v for k, v in err.headers.items()}
+
+
+def test_health_and_models(served):
+    assert json.loads(urllib.request.urlopen(served.url + "/health").read()) == {"status": "ok"}
+    ids = [m.id for m in served.client().models.list().data]
+    assert "smollm2" in ids and "smollm2+beam_search" in ids and "smollm2+majority" in ids
+
+
+def test_chat_completion_with_usage_from_the_ledger(served):
+    response = served.client().chat.completions.create(
+        model="smollm2+majority", messages=QUESTION, max_tokens=48, extra_body={"testtime": {"budget": 3}})
+    assert response.object == "chat.completion" and len(response.choices) == 1
+    assert response.choices[0].message.content and response.choices[0].finish_reason == "stop"
+    usage, ledger = response.usage, response.usage.model_extra["testtime"]
+    assert usage.completion_tokens == ledger["completion_tokens"] > 0
+    assert usage.prompt_tokens == ledger["prompt_tokens"] > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens + ledger["verifier_tokens"]
+    assert response.model_extra["testtime"]["strategy"]["budget"] == 3
+    # three samples of at most 48 tokens each were generated for this one answer
+    assert usage.completion_tokens <= 3 * 48
+
+
+def test_streaming_search_shows_progress_then_the_answer(served):
+    stream = served.client().chat.completions.create(
+        model="smollm2+beam_search", messages=QUESTION, max_tokens=64, stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"testtime": {"budget": 4, "params": {"width": 2, "delimiter": "\n"}}})
+    chunks = list(stream)
+    progress = [c.choices[0].delta.model_extra.get("reasoning_content") for c in chunks if c.choices]
+    assert any(p and "beam_search round 1" in p for p in progress)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_n_distinct_answers(served):
+    response = served.client().chat.completions.create(
+        model="smollm2", messages=QUESTION, max_tokens=48, n=2, temperature=1.0,
+        extra_body={"testtime": {"strategy": "best_of_n", "budget": 8}})
+    texts = [c.message.content for c in response.choices]
+    assert 1 <= len(texts) <= 2 and len(set(texts)) == len(texts)
+
+
+def test_completions_endpoint(served):
+    response = served.client().completions.create(model="smollm2", prompt="What is 2 + 5?", max_tokens=32)
+    assert response.object == "text_completion" and response.choices[0].text
+    assert response.usage.completion_tokens > 0
+
+
+def test_authentication(served):
+    with pytest.raises(openai.AuthenticationError):
+        served.client(key="wrong").models.list()
+    status, body, _ = post(served.url + "/v1/chat/completions", b"{}", {})
+    assert status == 401 and body["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"testtime": {"budget": 64}}, "budget 64 is over this server's cap of 16"),
+    ({"testtime": {"strategy": "nope"}}, "unknown strategy 'nope'"),
+    ({"testtime": {"strategy": "beam_search", "params": {"width": 3}}}, "multiple of width"),
+    ({"testtime": {"strategy": "majority", "params": {"width": 2}}}, "does not take width"),
+    ({"testtime": {"verifier": "nope"}}, "unknown verifier 'nope'"),
+])
+def test_bad_testtime_options_are_400(served, extra, message):
+    with pytest.raises(openai.BadRequestError) as err:
+        served.client().chat.completions.create(model="smollm2", messages=QUESTION, extra_body=extra)
+    assert message in str(err.value)
+
+
+def test_caps_and_malformed_requests(served):
+    client = served.client()
+    with pytest.raises(openai.BadRequestError, match="n 5 is over this server's cap of 4"):
+        client.chat.completions.create(model="smollm2", messages=QUESTION, n=5)
+    with pytest.raises(openai.BadRequestError, match="max_tokens 999 is over"):
+        client.chat.completions.create(model="smollm2", messages=QUESTION, max_tokens=999)
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.chat.completions.create(model="gpt-5", messages=QUESTION)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    status, body, _ = post(served.url + "/v1/chat/completions", b'{"model": "smollm2"}', headers)
+    assert status == 400 and "messages" in body["error"]["message"]
+    status, body, _ = post(served.url + "/v1/chat/completions", b"not json", headers)
+    assert status == 400
+    status, body, _ = post(served.url + "/v1/chat/completions", b"x" * 30_000, headers)
+    assert status == 413 and "limit is 20000" in body["error"]["message"]
+
+
+def test_concurrent_requests_share_engine_calls(served):
+    client = served.client()
+    scheduler = served.app.state.scheduler
+    before = scheduler.batches
+    results = []
+
+    def ask():
+        results.append(client.chat.completions.create(
+            model="smollm2+majority", messages=QUESTION, max_tokens=32, extra_body={"testtime": {"budget": 2}}))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8 and all(r.choices[0].message.content for r in results)
+    assert scheduler.batches - before < 8  # several requests went into one strategy call
+
+
+def test_metrics_count_requests_and_tokens(served):
+    text = urllib.request.urlopen(served.url + "/metrics").read().decode()
+    assert "testtime_requests_total" in text and 'testtime_tokens_total{kind="completion_tokens"}' in text
+    assert "testtime_queue_depth" in text and "testtime_request_seconds_bucket" in text
+
+
+@pytest.fixture
+def tight(served, engine):
+    """A second server on the same engine with a queue of one, no batching window and a 2 s wall cap.
+
+    It runs only while the module's server is idle, so one engine serves one scheduler at a time."""
+    config = ServerConfig(max_queue=1, batch_window_seconds=0.0, max_wall_seconds=2.0, max_tokens=64)
+    server = Served(config, engine)
+    yield server
+    server.close()
+
+
+def test_full_queue_answers_429_with_retry_after(tight):
+    statuses = []
+
+    def ask():
+        statuses.append(post(tight.url + "/v1/chat/completions", json.dumps({
+            "model": "smollm2", "messages": QUESTION, "max_tokens": 64,
+            "testtime": {"strategy": "majority", "budget": 8}}).encode(), {}))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(s for s, _, _ in statuses)
+    assert 200 in codes and 429 in codes and set(codes) == {200, 429}
+    refused, headers = next((b, h) for s, b, h in statuses if s == 429)
+    assert refused["error"]["code"] == "queue_full" and headers["retry-after"] == "1"
+
+
+def test_wall_time_cap_stops_a_search_and_still_answers(tight):
+    started = time.time()
+    response = tight.client(key=None).chat.completions.create(
+        model="smollm2+beam_search", messages=QUESTION, max_tokens=256,
+        extra_body={"testtime": {"budget": 16, "params": {"width": 4, "delimiter": "\n", "max_depth": 20}}})
+    assert response.choices[0].message.content
+    job, result = tight.app.state.scheduler.recent[-1]
+    assert result.details["rounds"] < 20 and time.time() - started < 60
+
+
+def test_client_disconnect_cancels_the_search(served):
+    client = served.client()
+    stream = client.chat.completions.create(
+        model="smollm2+beam_search", messages=QUESTION, max_tokens=256, stream=True,
+        extra_body={"testtime": {"budget": 16, "params": {"width": 4, "delimiter": "\n", "max_depth": 20}}})
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.model_extra.get("reasoning_content"):
+            break  # the first round is done: hang up
+    stream.close()
+    scheduler = served.app.state.scheduler
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(job.cancelled.is_set() for job, _ in scheduler.recent):
+        time.sleep(0.5)
+    job, result = next((j, r) for j, r in scheduler.recent if j.cancelled.is_set())
+    assert result.details["rounds"] < 20  # it stopped when the client left, well before the depth cap
+
+
+def test_serve_command_end_to_end(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    config = tmp_path / "server.toml"
+    config.write_text(f'port = {port}\nstrategy = "best_of_n"\nbudget = 2\nmax_tokens = 32\n')
+    proc = subprocess.Popen([sys.executable, "-m", "testtime", "serve", "--config", str(config), "--api-key", KEY],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
+        response = client.chat.completions.create(model="smollm2", messages=QUESTION)
+        assert response.model_extra["testtime"]["strategy"] == {"strategy": "best_of_n", "budget": 2}
+        assert 0 < response.usage.completion_tokens <= 2 * 32
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("colour = 1\n", "unknown setting(s) colour"),
+    ("port = [\n", "server.toml"),
+])
+def test_serve_rejects_a_bad_config_before_loading_the_model(tmp_path, content, message):
+    from typer.testing import CliRunner
+
+    from testtime.cli import app
+
+    config = tmp_path / "server.toml"
+    config.write_text(content)
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)])
+    assert result.exit_code == 2 and message in " ".join(result.output.split())
