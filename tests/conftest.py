@@ -18,6 +18,15 @@ os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
 
 
+def free_port() -> int:
+    """A free TCP port on loopback, for a real server in a test."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def model_dir() -> str:
     from testtime.models import DEFAULT_MODEL, resolve_model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +12,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import free_port
 
 from testtime.generators import GenerationRequest, Prompt, SamplingParams
 from testtime.generators.openai_http import OpenAIGenerator
@@ -21,12 +21,6 @@ from testtime.ledger import Ledger
 pytestmark = pytest.mark.server
 SERVED_NAME = "smollm2"
 PROMPT = Prompt.chat("Solve step by step. Finish with 'The answer is: N'.", "What is 6 times 7?")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

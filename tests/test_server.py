@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.request
 
 import openai
 import pytest
+from conftest import free_port
 
 from testtime.server.app import create_app
 from testtime.server.config import ServerConfig
@@ -17,12 +17,6 @@ from testtime.server.config import ServerConfig
 pytestmark = pytest.mark.engine
 KEY = "secret-key"
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Served:

@@ -99,8 +99,8 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
                     metrics.requests.labels(request.url.path, "401").inc()
                     return JSONResponse(protocol.error_body("invalid or missing API key", "authentication_error",
                                                             "invalid_api_key"), 401)
-            length = request.headers.get("content-length")
-            if length and int(length) > config.max_body_bytes:
+            length = request.headers.get("content-length", "0")
+            if not length.isdigit() or int(length) > config.max_body_bytes:
                 metrics.requests.labels(request.url.path, "413").inc()
                 return JSONResponse(protocol.error_body(
                     f"request body is {length} bytes; the limit is {config.max_body_bytes}",
