@@ -122,10 +122,13 @@ def test_mcts_selection_takes_the_highest_ucb_at_every_level():
     assert select_leaf(tree.root, 0.0) is b
     backpropagate(b, 0.0)  # b drops to mean 0.3: now a, then a1 (0.9 > 0.2)
     assert select_leaf(tree.root, 0.0) is a1
-    # exploration is exact: at c = 2 the less visited a2 beats a1 exactly when its UCB is higher
-    ucb_a1 = 0.9 + 2 * math.sqrt(math.log(a.visits) / 1)
-    ucb_a2 = 0.2 + 2 * math.sqrt(math.log(a.visits) / 1)
-    assert (select_leaf(a, 2.0) is a1) == (ucb_a1 >= ucb_a2)
+    # a1 visited twice more (mean 0.9, 3 visits; a has 4): UCB a1 = 0.9 + c*sqrt(ln 4 / 3), a2 = 0.2 + c*sqrt(ln 4)
+    backpropagate(a1, 0.9)
+    backpropagate(a1, 0.9)
+    assert (a.visits, a1.visits, a2.visits) == (4, 3, 1)
+    assert 0.2 + 2 * math.sqrt(math.log(4)) > 0.9 + 2 * math.sqrt(math.log(4) / 3)
+    assert select_leaf(a, 2.0) is a2  # c = 2: exploration wins (2.55 > 2.26)
+    assert select_leaf(a, 0.5) is a1  # c = 0.5: the value wins (1.24 > 0.79)
 
 
 def test_mcts_backpropagates_values_to_the_root():

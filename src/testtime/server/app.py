@@ -151,8 +151,8 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         metrics.charge(result.ledger)
         metrics.requests.labels(request.url.path, "200").inc()
         metrics.latency.labels(request.url.path).observe(time.perf_counter() - started)
-        build = protocol.chat_response if chat else protocol.completion_response
-        return build(request_id, body.model, texts, result.ledger, _details(job, result))
+        kind = "chat.completion" if chat else "text_completion"
+        return protocol.response(kind, request_id, body.model, texts, result.ledger, _details(job, result))
 
     async def _wait(request: Request, job: Job) -> QuestionResult:
         try:

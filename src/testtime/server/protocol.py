@@ -69,28 +69,18 @@ def error_body(message: str, kind: str, code: str | None = None, param: str | No
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-def chat_response(request_id: str, model: str, texts: list[str], ledger, details: dict) -> dict:
+def response(kind: str, request_id: str, model: str, texts: list[str], ledger, details: dict) -> dict:
+    """A whole (non-streamed) answer: ``kind`` is "chat.completion" or "text_completion"."""
+    def choice(i: int, text: str) -> dict:
+        body = {"message": {"role": "assistant", "content": text}} if kind == "chat.completion" else {"text": text}
+        return {"index": i, **body, "finish_reason": "stop", "logprobs": None}
+
     return {
         "id": request_id,
-        "object": "chat.completion",
+        "object": kind,
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
-            for i, text in enumerate(texts)
-        ],
-        "usage": usage(ledger),
-        "testtime": details,
-    }
-
-
-def completion_response(request_id: str, model: str, texts: list[str], ledger, details: dict) -> dict:
-    return {
-        "id": request_id,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i, text in enumerate(texts)],
+        "choices": [choice(i, text) for i, text in enumerate(texts)],
         "usage": usage(ledger),
         "testtime": details,
     }

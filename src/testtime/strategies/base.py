@@ -40,12 +40,12 @@ class Context:
     def is_cancelled(self, task: Task) -> bool:
         return self.cancelled is not None and self.cancelled(task)
 
-    def seed_for(self, task: Task, *keys: int) -> int:
+    def seed_for(self, task: Task, *keys: object) -> int:
         """A seed per question and keys (round, node): independent of batching and of question order."""
         key = ":".join(str(k) for k in (self.seed, task.id, *(keys or (0,))))
         return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
 
-    def sampling_for(self, task: Task, *keys: int, **changes) -> SamplingParams:
+    def sampling_for(self, task: Task, *keys: object, **changes) -> SamplingParams:
         return replace(self.sampling, seed=self.seed_for(task, *keys), **changes)
 
 

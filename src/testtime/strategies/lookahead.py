@@ -31,8 +31,4 @@ class Lookahead(BeamSearch):
             for rollout, (step,) in zip(live, steps):
                 rollout[2] = step
         for _, child, tip in rollouts:  # the step is ranked by where its rollout leads
-            child.visits, child.value_sum = 1, self.rank_score(tip)
-
-    @staticmethod
-    def rank_score(node: Node) -> float:
-        return node.score if node.score is not None else 0.0
+            child.visits, child.value_sum = 1, tip.score or 0.0

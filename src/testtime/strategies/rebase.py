@@ -35,8 +35,7 @@ class Rebase(SearchStrategy):
         wants = []
         for tree in trees:
             remaining = self.budget - len(tree.complete())  # the width left: one per solution still to find
-            widths = allocate_widths([self.rank(n) if n.score is not None else 0.0 for n in tree.frontier],
-                                     remaining, self.temperature)
+            widths = allocate_widths([n.score or 0.0 for n in tree.frontier], remaining, self.temperature)
             wants += [(tree, node, w) for node, w in zip(tree.frontier, widths) if w > 0]
         children = expander.expand(wants)
         grown = {id(tree): [] for tree in trees}
