@@ -39,6 +39,24 @@ class ScriptedGenerator(Generator):
         return results
 
 
+class SeededGenerator(ScriptedGenerator):
+    """Like a seeded engine: a request's samples depend only on its question, seed and sample
+    number, never on what was generated before (``script(question, draw)``, draw from the seed)."""
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        import random
+
+        self.calls.append(list(requests))
+        results = []
+        for request in requests:
+            question = request.prompt.messages[-1][1]
+            rng = random.Random(f"{question}:{request.params.seed}")
+            texts = [self.script(question, rng.randrange(1000)) for _ in range(request.n)]
+            completions = tuple(Completion(text=t, token_count=len(t.split()), finish_reason="stop") for t in texts)
+            results.append(GenerationResult(completions, self.prompt_tokens, cached_prompt_tokens=4))
+        return results
+
+
 def cycle(*texts: str) -> Callable[[str, int], str]:
     """A script that answers every question with ``texts`` in turn."""
     return lambda question, index: texts[index % len(texts)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import os
+from dataclasses import asdict
 import sys
 import time
 from pathlib import Path
@@ -15,9 +16,11 @@ from rich.table import Table
 
 from testtime.analysis import coverage
 from testtime.answers import answers_match
-from testtime.generators import BACKENDS, SamplingParams, open_generator
+from testtime.generators import BACKENDS, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
 from testtime.models import DEFAULT_MODEL, ModelNotFoundError
-from testtime.runner import RunRecord, StrategyRun, run_meta, run_strategy, write_run
+from testtime.retry import UpstreamError
+from testtime.runner import Plan, Unit, execute, run_strategy, store_results
+from testtime.store import RunStore
 from testtime.strategies import Context, Pool, PoolSource, SearchStrategy, Strategy
 from testtime.tasks import FieldMap, load_dataset
 from testtime.verifiers import Aggregation, Verifier
@@ -37,11 +40,10 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _open(backend: str, model: str, base_url: Optional[str], seed: int, max_model_len: int, parameters: int = 0):
+def _open(spec: GeneratorSpec):
     try:
-        with console.status(f"starting {backend} generator for {model} ..."):
-            gen = open_generator(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len,
-                                 parameter_count=parameters)
+        with console.status(f"starting {spec.backend} generator for {spec.model} ..."):
+            gen = spec.open()
     except (ValueError, ModelNotFoundError) as exc:
         _fail(str(exc))
     gen.show_progress = True
@@ -71,11 +73,11 @@ def _search_params(**given) -> dict:
 
 def print_table(rows: list[dict]) -> None:
     table = Table(title="testtime results")
-    for col in ("strategy", "budget", "accuracy", "95% CI", "completion tok", "prompt tok", "cached", "TFLOPs", "wall s"):
+    for col in ("strategy", "budget", "seed", "accuracy", "95% CI", "completion tok", "prompt tok", "cached", "TFLOPs", "wall s"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for r in rows:
         table.add_row(
-            r["strategy"], str(r.get("budget")), f"{r['accuracy']:.1%}",
+            r["strategy"], str(r.get("budget")), str(r.get("seed", "")), f"{r['accuracy']:.1%}",
             f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}", f"{r['completion_tokens']:,}",
             f"{r['prompt_tokens']:,}", f"{r['cached_prompt_tokens']:,}", f"{r['flops'] / 1e12:.2f}",
             f"{r['wall_seconds']:.1f}",
@@ -84,11 +86,12 @@ def print_table(rows: list[dict]) -> None:
     Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 
+@app.command("sweep", help="Strategies x budgets x seeds on a dataset (the same command as `run`).")
 @app.command()
 def run(
     dataset: str = typer.Option("gsm8k", help="gsm8k, math500, sample, a .jsonl path, or hf:NAME"),
-    strategy: str = typer.Option("majority", help="strategy name (see `testtime strategies`)"),
-    n: int = typer.Option(8, "--n", "--budget", help="budget: complete solutions' worth of generation"),
+    strategy: list[str] = typer.Option(["majority"], help="strategy name (see `testtime strategies`); repeat for several"),
+    n: list[int] = typer.Option([8], "--n", "--budget", help="budget: complete solutions' worth of generation; repeat for several"),
     verifier: Optional[str] = typer.Option(None, help="verifier name, e.g. arithmetic; scores every candidate"),
     aggregation: Optional[str] = typer.Option(None, help="step-score aggregation: product (default), min, last, mean"),
     width: Optional[int] = typer.Option(None, help="search: children per expanded node (M)"),
@@ -110,14 +113,21 @@ def run(
     model: str = typer.Option(DEFAULT_MODEL, help="embedded model name, model folder, or served model name"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, for --backend openai"),
     parameters: int = typer.Option(0, help="model parameter count for FLOPs (default: read from the model folder)"),
+    request_timeout: float = typer.Option(600.0, help="--backend openai: seconds one request may take"),
+    retries: int = typer.Option(5, help="--backend openai: tries per request on faults (backoff with jitter)"),
     temperature: float = 0.8,
     top_p: float = 1.0,
     max_tokens: int = 512,
     max_model_len: int = 2048,
-    seed: int = 0,
-    out: Path = typer.Option(Path("runs/latest"), help="run directory to write"),
+    seed: list[int] = typer.Option([0], help="sampling seed; repeat for several"),
+    chunk_size: int = typer.Option(16, help="questions per batch; each batch is committed to the run store when done"),
+    out: Path = typer.Option(Path("runs/latest"), help="run directory (its run.db holds every result)"),
+    resume: bool = typer.Option(False, help="continue the run in --out: skip finished questions; settings must match"),
+    overwrite: bool = typer.Option(False, help="start again in an --out that already holds a run"),
+    ray: Optional[str] = typer.Option(None, help="shard questions over Ray workers: 'local' or a cluster address"),
+    workers: int = typer.Option(2, help="--ray: number of workers (each opens its own generator)"),
 ):
-    """Run one strategy at one budget on a dataset."""
+    """Run strategies at budgets and seeds on a dataset; results go to a resumable run store."""
     try:
         fields = None
         if question_field or answer_field:
@@ -126,23 +136,69 @@ def run(
         params = _search_params(width=width, max_depth=depth, c=c, lookahead=lookahead,
                                 temperature=softmax_temperature, rollout=rollout, selector=selector,
                                 step_tokens=step_tokens, delimiter=delimiter)
-        chosen = Strategy.create(strategy, budget=n, **params)
         ver = _make_verifier(verifier, aggregation)
+        plan = Plan(_units(strategy, n, seed, params, ver), tasks, chunk_size)
         sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
-        chosen.check(ver)
-    except (ValueError, TypeError) as exc:
+        spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed[0], max_model_len=max_model_len,
+                             parameter_count=parameters,
+                             retry=RetryPolicy(timeout=request_timeout, attempts=retries))
+        config = {"dataset": dataset, "generator": spec.identity(), "verifier": verifier,
+                  "aggregation": aggregation, "sampling": asdict(sampling), **plan.config()}
+        store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
+    except (ValueError, TypeError, OSError) as exc:
         _fail(str(exc))
-    with _open(backend, model, base_url, seed, max_model_len, parameters) as gen:
-        ctx = Context(generator=gen, verifier=ver, sampling=sampling, seed=seed)
-        console.print(f"{chosen.name} (budget {n}) on {len(tasks)} questions of {dataset}")
-        try:
-            result = run_strategy(chosen, tasks, ctx)
-        except ValueError as exc:
-            _fail(str(exc))
-        record = RunRecord([result], run_meta(ctx, dataset, model, verifier))
-    write_run(out, record)
-    print_table([result.summary])
-    console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'}")
+    left = sum(len(chunk) for _, chunk in plan.pending(store))
+    total = len(plan.units) * len(tasks)
+    console.print(f"{len(plan.units)} strategy runs on {len(tasks)} questions of {dataset}: "
+                  f"{total - left} of {total} results already stored, {left} to go")
+
+    def committed(unit: Unit, count: int) -> None:
+        console.print(f"  stored {count} results of {unit.strategy.name} (budget "
+                      f"{getattr(unit.strategy, 'budget', '-')}, seed {unit.seed}); {store.count()} of {total}")
+
+    try:
+        if left and ray:
+            from testtime.distributed import execute_on_ray
+
+            info = execute_on_ray(plan, spec, ver, sampling, store, address=ray, workers=workers, on_commit=committed)
+            store.set_meta("run", {**_meta(dataset, model, verifier, sampling), **info, "ray": ray, "workers": workers})
+        elif left:
+            with _open(spec) as gen:
+                ctx = Context(generator=gen, verifier=ver, sampling=sampling, seed=seed[0])
+                store.set_meta("run", {**_meta(dataset, model, verifier, sampling), "generator": gen.name,
+                                       "parameters": gen.parameter_count})
+                execute(plan, ctx, store, on_commit=committed)
+    except (UpstreamError, PromptTooLongError, ValueError) as exc:
+        kept = store.count()
+        _fail(f"{exc}\n{kept} finished results are kept in {store.path}; rerun with --resume to continue")
+    store.export()
+    print_table(store.summary()["results"])
+    console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'} (from {store.path})")
+    store.close()
+
+
+def _units(names: list[str], budgets: list[int], seeds: list[int], params: dict,
+           verifier: Optional[Verifier]) -> list[Unit]:
+    """Every strategy at every budget and seed; a search option no chosen strategy takes is an error."""
+    classes = {name: Strategy.lookup(name) for name in dict.fromkeys(names)}
+    for option in params:
+        if not any(option in cls.parameters() for cls in classes.values()):
+            takers = sorted(n for n, c in Strategy.registry.items() if option in c.parameters())
+            chosen = ", ".join(repr(n) for n in classes)
+            verb = "strategy {} does" if len(classes) == 1 else "strategies {} do"
+            raise ValueError(f"{verb.format(chosen)} not take {option}; strategies that do: {', '.join(takers)}")
+    units = []
+    for name, cls in classes.items():
+        own = {k: v for k, v in params.items() if k in cls.parameters()}
+        for budget in sorted({cls.fixed_budget} if cls.fixed_budget else set(budgets)):
+            chosen = Strategy.create(name, budget=budget, **own)
+            chosen.check(verifier)
+            units += [Unit(chosen, s) for s in seeds]
+    return units
+
+
+def _meta(dataset: str, model: str, verifier: Optional[str], sampling: SamplingParams) -> dict:
+    return {"dataset": dataset, "model": model, "verifier": verifier, "sampling": asdict(sampling)}
 
 
 @app.command()
@@ -169,27 +225,33 @@ def demo(
         budgets = [b for b in DEMO_BUDGETS if b <= max_budget] or [1]
         verifier = _make_verifier("arithmetic", "product")
         parallel = [_demo_strategy(name, b) for name in strategy if not _is_search(name)
-                    for b in ([1] if name == "single" else budgets)]
+                    for b in sorted({Strategy.lookup(name).fixed_budget} - {None} or set(budgets))]
         searches = [_demo_strategy(name, max(budgets)) for name in strategy if _is_search(name)]
     except ValueError as exc:
         _fail(str(exc))
     started = time.perf_counter()
-    with _open(backend, model, base_url, seed, 2048) as gen:
-        ctx = Context(generator=gen, verifier=verifier, sampling=SamplingParams(max_tokens=max_tokens), seed=seed)
-        record = RunRecord(meta=run_meta(ctx, "sample", model, "arithmetic"))
+    sampling = SamplingParams(max_tokens=max_tokens)
+    store = RunStore.start(out, {"dataset": "sample", "demo": True}, overwrite=True)
+    with _open(GeneratorSpec(backend, model, base_url=base_url, seed=seed)) as gen:
+        ctx = Context(generator=gen, verifier=verifier, sampling=sampling, seed=seed)
+        meta = {**_meta("sample", model, "arithmetic", sampling), "generator": gen.name,
+                "parameters": gen.parameter_count, "seed": seed}
         if parallel:
             console.print(f"drawing {max(budgets)} samples for each of {len(tasks)} questions ...")
             pool = Pool.draw(tasks, ctx, max(budgets))
             hits = [[answers_match(c.answer, t.answer) for c in cands] for t, cands in zip(tasks, pool.candidates)]
-            record.meta["pool"] = {"samples_per_question": max(budgets), **coverage(hits)}
-            record.runs += [StrategyRun(s.describe(), s.solve_from(PoolSource(pool), tasks, ctx)) for s in parallel]
+            meta["pool"] = {"samples_per_question": max(budgets), **coverage(hits)}
+            for s in parallel:
+                store_results(store, Unit(s, seed), s.solve_from(PoolSource(pool), tasks, ctx))
         for search in searches:
             console.print(f"{search.name} (budget {search.budget}) on {len(tasks)} questions ...")
-            record.runs.append(run_strategy(search, tasks, ctx))
-    write_run(out, record)
-    print_table([r.summary for r in record.runs])
-    if "pool" in record.meta:
-        pool_stats = record.meta["pool"]
+            store_results(store, Unit(search, seed), run_strategy(search, tasks, ctx).results)
+    store.set_meta("run", meta)
+    store.export()
+    print_table(store.summary()["results"])
+    store.close()
+    if "pool" in meta:
+        pool_stats = meta["pool"]
         console.print(f"sample pool: mean pass@1 {pool_stats['pass@1']:.1%}, "
                       f"pass@{max(budgets)} (any sample right) {pool_stats['pass@all']:.1%}")
     console.print(f"demo took {time.perf_counter() - started:.0f} s; wrote {out}/results.jsonl and summary.json")
@@ -234,7 +296,7 @@ def serve(
         settings.port = port
     if api_key:
         settings.api_keys = tuple(api_key)
-    gen = _open(backend, model, base_url, seed, max_model_len)
+    gen = _open(GeneratorSpec(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len))
     gen.show_progress = False
     console.print(f"serving {settings.served_model} on http://{settings.host}:{settings.port}/v1")
     try:

@@ -61,6 +61,11 @@ class Ledger:
         return out
 
     @classmethod
+    def from_dict(cls, data: dict) -> Ledger:
+        """The ledger ``to_dict`` wrote (its derived ``flops`` is recomputed, not read)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    @classmethod
     def total(cls, ledgers) -> Ledger:
         out = cls()
         for ledger in ledgers:

@@ -26,8 +26,12 @@ class Registered:
             cls.registry[cls.name] = cls
 
     @classmethod
-    def from_name(cls, name: str, **params):
+    def lookup(cls, name: str) -> type:
         if name not in cls.registry:
             known = ", ".join(sorted(cls.registry)) or "none"
             raise UnknownNameError(f"unknown {cls.kind} {name!r}; known {cls.kind_plural}: {known}")
-        return cls.registry[name](**params)
+        return cls.registry[name]
+
+    @classmethod
+    def from_name(cls, name: str, **params):
+        return cls.lookup(name)(**params)

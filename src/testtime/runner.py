@@ -1,56 +1,78 @@
-"""Run strategies on tasks and write what they did.
+"""Run strategies on tasks, committing each batch of questions to the run store.
 
-Output (a run directory): ``results.jsonl`` with one line per question and
-strategy/budget, and ``summary.json`` whose ``results`` list holds one row per
-strategy and budget. Both are written to temporary files and renamed only once
-everything succeeded, so a failed run leaves no half-written output.
+A ``Plan`` is units (a strategy with its parameters, and a seed) times tasks,
+cut into fixed chunks of questions. Each chunk is one batched ``solve`` and one
+committed transaction, so an interrupted run resumes by recomputing only the
+chunks not stored, with exactly the batches (and so the results) it would have
+had uninterrupted. ``results.jsonl`` and ``summary.json`` are derived from the store.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Iterator, Sequence
 
 from testtime import __version__
 from testtime.analysis import summary_row
 from testtime.generators.base import PromptTooLongError
 from testtime.strategies.base import Context, QuestionResult, Strategy
+from testtime.store import RunStore
 from testtime.tasks import Task
 
 
-@dataclass
-class StrategyRun:
-    """One strategy at one budget on a set of tasks."""
+@dataclass(frozen=True)
+class Unit:
+    """One strategy, with its parameters, at one seed: one row of a summary."""
 
-    strategy: dict  # the strategy's name and parameters
-    results: list[QuestionResult]
+    strategy: Strategy
+    seed: int = 0
+
+    def description(self) -> dict:
+        return {**self.strategy.describe(), "seed": self.seed}
 
     @property
-    def summary(self) -> dict:
-        return summary_row(
-            self.strategy, [r.correct for r in self.results], [r.ledger for r in self.results]
-        )
+    def key(self) -> str:
+        return json.dumps(self.description(), sort_keys=True)
+
+    def line(self, result: QuestionResult) -> dict:
+        return {"strategy": self.strategy.name, "budget": getattr(self.strategy, "budget", None),
+                "seed": self.seed, **result.to_dict()}
+
+
+Chunk = list[tuple[int, Task]]  # (position in the task list, task)
 
 
 @dataclass
-class RunRecord:
-    """Everything a run directory holds."""
+class Plan:
+    units: list[Unit]
+    tasks: list[Task]
+    chunk_size: int = 16  # questions per batched solve and per committed transaction
 
-    runs: list[StrategyRun] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
+    def __post_init__(self):
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk size must be at least 1, got {self.chunk_size}")
+        ids = [t.id for t in self.tasks]
+        if len(set(ids)) != len(ids):
+            raise ValueError("question ids must be unique within a run")
 
-    def summary(self) -> dict:
-        return {"testtime_version": __version__, **self.meta, "results": [r.summary for r in self.runs]}
+    def chunks(self) -> list[Chunk]:
+        indexed = list(enumerate(self.tasks))
+        return [indexed[i : i + self.chunk_size] for i in range(0, len(indexed), self.chunk_size)]
 
-    def result_lines(self) -> Iterable[str]:
-        for run in self.runs:
-            for result in run.results:
-                line = {"strategy": run.strategy["strategy"], "budget": run.strategy.get("budget"), **result.to_dict()}
-                yield json.dumps(line, ensure_ascii=False)
+    def pending(self, store: RunStore) -> Iterator[tuple[Unit, Chunk]]:
+        """Every (unit, chunk) with questions not yet in the store, in plan order."""
+        for unit in self.units:
+            done = store.finished(unit.key)
+            for chunk in self.chunks():
+                left = [(i, t) for i, t in chunk if t.id not in done]
+                if left:
+                    yield unit, left
+
+    def config(self) -> dict:
+        """The settings a resumed run must share."""
+        return {"questions": [t.id for t in self.tasks], "plan": [u.description() for u in self.units],
+                "chunk_size": self.chunk_size}
 
 
 def check_prompts_fit(tasks: Sequence[Task], ctx: Context) -> None:
@@ -67,35 +89,56 @@ def check_prompts_fit(tasks: Sequence[Task], ctx: Context) -> None:
             )
 
 
+def solve_chunk(unit: Unit, chunk: Chunk, ctx: Context) -> list[tuple[int, dict]]:
+    """Solve one chunk with the unit's strategy and seed; (position, result line) pairs."""
+    ctx = replace(ctx, seed=unit.seed)
+    tasks = [t for _, t in chunk]
+    check_prompts_fit(tasks, ctx)
+    results = unit.strategy.solve(tasks, ctx)
+    return [(i, unit.line(r)) for (i, _), r in zip(chunk, results)]
+
+
+def execute(plan: Plan, ctx: Context, store: RunStore,
+            on_commit: Callable[[Unit, int], None] | None = None) -> int:
+    """Solve every pending chunk, committing each as it finishes; the number of questions solved."""
+    check_prompts_fit(plan.tasks, ctx)
+    store.add_units([(u.key, u.description()) for u in plan.units])
+    solved = 0
+    for unit, chunk in plan.pending(store):
+        store.add(unit.key, solve_chunk(unit, chunk, ctx))
+        solved += len(chunk)
+        if on_commit:
+            on_commit(unit, len(chunk))
+    return solved
+
+
+@dataclass
+class StrategyRun:
+    """One strategy at one budget on a set of tasks, in memory (the Python API)."""
+
+    strategy: dict  # the strategy's name and parameters
+    results: list[QuestionResult]
+
+    @property
+    def summary(self) -> dict:
+        return summary_row(
+            self.strategy, [r.correct for r in self.results], [r.ledger for r in self.results]
+        )
+
+
 def run_strategy(strategy: Strategy, tasks: Sequence[Task], ctx: Context) -> StrategyRun:
     check_prompts_fit(tasks, ctx)
     return StrategyRun(strategy.describe(), strategy.solve(tasks, ctx))
 
 
-def write_run(out_dir: str | Path, record: RunRecord) -> Path:
-    """Write both files to temporaries first and rename them only when both are complete."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    contents = {
-        "results.jsonl": "".join(line + "\n" for line in record.result_lines()),
-        "summary.json": json.dumps(record.summary(), indent=2) + "\n",
-    }
-    temporaries = {}
-    try:
-        for name, text in contents.items():
-            fd, temporaries[name] = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-        for name, tmp in temporaries.items():
-            os.replace(tmp, out / name)
-    finally:
-        for tmp in temporaries.values():
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return out
+def store_results(store: RunStore, unit: Unit, results: Sequence[QuestionResult]) -> None:
+    """Commit results computed outside a plan (the demo's shared pool) as one unit."""
+    store.add_units([(unit.key, unit.description())])
+    store.add(unit.key, [(i, unit.line(r)) for i, r in enumerate(results)])
 
 
 def run_meta(ctx: Context, dataset: str, model: str, verifier: str | None) -> dict:
+    """What the run used, recorded beside its results (not compared on resume)."""
     return {
         "dataset": dataset,
         "model": model,
@@ -104,4 +147,5 @@ def run_meta(ctx: Context, dataset: str, model: str, verifier: str | None) -> di
         "verifier": verifier,
         "seed": ctx.seed,
         "sampling": asdict(ctx.sampling),
+        "testtime_version": __version__,
     }

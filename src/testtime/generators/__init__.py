@@ -12,40 +12,61 @@ from testtime.generators.base import (
     SamplingParams,
 )
 
+from dataclasses import dataclass, field
+
+from testtime.retry import RetryPolicy
+
 BACKENDS = ("vllm", "openai")
 
 
-def open_generator(
-    backend: str,
-    model: str,
-    *,
-    base_url: str | None = None,
-    api_key: str = "EMPTY",
-    seed: int = 0,
-    max_model_len: int = 2048,
-    block_size: int | None = None,
-    parameter_count: int = 0,
-) -> Generator:
-    """A generator for a backend name: ``vllm`` (in-process) or ``openai`` (HTTP)."""
-    from testtime.models import EMBEDDED_MODELS, resolve_model
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """How to open a generator: plain data, so a run can record it and a Ray worker can open its own."""
 
-    if backend == "vllm":
-        from testtime.generators.vllm_engine import VLLMGenerator
+    backend: str
+    model: str
+    base_url: str | None = None
+    api_key: str = field(default="EMPTY", repr=False)
+    seed: int = 0
+    max_model_len: int = 2048
+    block_size: int | None = None
+    parameter_count: int = 0
+    retry: RetryPolicy = RetryPolicy()
 
-        options = {"block_size": block_size} if block_size else {}
-        return VLLMGenerator(resolve_model(model), seed=seed, max_model_len=max_model_len,
-                             parameter_count=parameter_count or None, **options)
-    if backend == "openai":
-        if not base_url:
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; known backends: {', '.join(BACKENDS)}")
+        if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs --base-url (for example http://127.0.0.1:8000/v1)")
+
+    def identity(self) -> dict:
+        """What identifies the model a run used (no secrets, no retry settings)."""
+        return {"backend": self.backend, "model": self.model, "base_url": self.base_url,
+                "max_model_len": self.max_model_len}
+
+    def open(self) -> Generator:
+        from testtime.models import EMBEDDED_MODELS, resolve_model
+
+        if self.backend == "vllm":
+            from testtime.generators.vllm_engine import VLLMGenerator
+
+            options = {"block_size": self.block_size} if self.block_size else {}
+            return VLLMGenerator(resolve_model(self.model), seed=self.seed, max_model_len=self.max_model_len,
+                                 parameter_count=self.parameter_count or None, **options)
         from testtime.generators.openai_http import OpenAIGenerator
 
-        if not parameter_count and model in EMBEDDED_MODELS:
+        parameter_count = self.parameter_count
+        if not parameter_count and self.model in EMBEDDED_MODELS:
             from testtime.generators.vllm_engine import count_parameters
 
-            parameter_count = count_parameters(resolve_model(model))
-        return OpenAIGenerator(base_url, model, api_key=api_key, parameter_count=parameter_count)
-    raise ValueError(f"unknown backend {backend!r}; known backends: {', '.join(BACKENDS)}")
+            parameter_count = count_parameters(resolve_model(self.model))
+        return OpenAIGenerator(self.base_url, self.model, api_key=self.api_key, parameter_count=parameter_count,
+                               retry=self.retry)
+
+
+def open_generator(backend: str, model: str, **options) -> Generator:
+    """A generator for a backend name: ``vllm`` (in-process) or ``openai`` (HTTP); options as ``GeneratorSpec``."""
+    return GeneratorSpec(backend, model, **options).open()
 
 
 __all__ = [
@@ -54,8 +75,10 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "Generator",
+    "GeneratorSpec",
     "Prompt",
     "PromptTooLongError",
+    "RetryPolicy",
     "SamplingParams",
     "open_generator",
 ]

@@ -1,13 +1,15 @@
 """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, Ollama) over HTTP.
 
-Requests run concurrently up to ``concurrency``; the official ``openai`` client
-supplies timeouts and retries with exponential backoff on connection errors,
-429 and 5xx. A server that ignores ``n`` gets follow-up requests until every
-request has its n completions.
+Requests run concurrently up to ``concurrency``, each with a timeout and
+retried under a ``RetryPolicy`` (exponential backoff with jitter) on connection
+errors, timeouts, 408/409/429, 5xx and malformed responses; a server that stays
+down raises ``UpstreamError`` after a bounded time. A server that ignores ``n``
+gets follow-up requests until every request has its n completions.
 """
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
@@ -18,6 +20,11 @@ from testtime.generators.base import (
     Generator,
     PromptTooLongError,
 )
+from testtime.retry import RetryPolicy, call_with_retries
+
+
+class MalformedResponse(ValueError):
+    """The server answered 200 with a body that is not a usable completion."""
 
 
 class OpenAIGenerator(Generator):
@@ -30,16 +37,16 @@ class OpenAIGenerator(Generator):
         *,
         api_key: str = "EMPTY",
         concurrency: int = 64,
-        timeout: float = 600.0,
-        max_retries: int = 4,
+        retry: RetryPolicy = RetryPolicy(),
         parameter_count: int = 0,
         vllm_extensions: bool = True,
     ):
         import openai
 
-        self.client = openai.OpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
-        )
+        # Retries are ours (RetryPolicy), so that malformed bodies are retried too and time stays bounded.
+        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=retry.timeout, max_retries=0)
+        self.base_url = base_url
+        self.retry = retry
         self.model = model
         self.concurrency = concurrency
         self.parameter_count = parameter_count
@@ -56,12 +63,13 @@ class OpenAIGenerator(Generator):
         prompt_tokens = cached = 0
         while len(completions) < request.n:
             want = request.n - len(completions)
-            batch, usage = self._call(index, request, want)
-            if not batch:
-                raise RuntimeError(f"request {index}: the server returned no choices")
+            batch, usage = call_with_retries(
+                lambda: self._call(index, request, want), self.retry, retriable=_retriable,
+                what=f"request {index} to {self.base_url}",
+            )
             completions.extend(batch[:want])
             # The prompt is paid for once per HTTP request.
-            prompt_tokens += usage.prompt_tokens
+            prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
             details = getattr(usage, "prompt_tokens_details", None)
             cached += int(getattr(details, "cached_tokens", 0) or 0)
         return GenerationResult(tuple(completions), prompt_tokens, cached)
@@ -95,6 +103,8 @@ class OpenAIGenerator(Generator):
             if "context" in str(exc).lower() or "too long" in str(exc).lower():
                 raise PromptTooLongError(f"request {index}: {exc}") from exc
             raise
+        if not isinstance(getattr(response, "choices", None), list) or not response.choices:
+            raise MalformedResponse(f"request {index}: the server returned no choices")
         usage = response.usage
         texts = [c.message.content or "" for c in response.choices]
         counts = _split_tokens(usage.completion_tokens if usage else 0, texts)
@@ -108,6 +118,18 @@ class OpenAIGenerator(Generator):
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+
+def _retriable(exc: BaseException) -> bool:
+    """Faults worth another try: the network, overload, server errors, broken bodies."""
+    import openai
+
+    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError,
+                        json.JSONDecodeError, MalformedResponse)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
 
 
 def _stop_string(choice) -> str | None:

@@ -90,6 +90,7 @@ class Strategy(Registered, abc.ABC):
     kind, kind_plural = "strategy", "strategies"
     registry: ClassVar[dict[str, type[Strategy]]] = {}
     uses_verifier: ClassVar[bool] = False
+    fixed_budget: ClassVar[int | None] = None  # a strategy that only exists at one budget (single: 1)
 
     @abc.abstractmethod
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:

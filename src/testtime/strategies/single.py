@@ -8,6 +8,7 @@ class SingleSample(ParallelStrategy):
     """One sample per question: the baseline every other strategy is measured against."""
 
     name = "single"
+    fixed_budget = 1
     budget: int = 1
 
     def __post_init__(self):

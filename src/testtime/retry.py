@@ -1,0 +1,62 @@
+"""Retries for calls to remote servers: exponential backoff with full jitter,
+bounded both in attempts and in total time, so a server that stays down ends a
+run with a clear error instead of a hang.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class UpstreamError(RuntimeError):
+    """A remote server kept failing past the retry policy."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    timeout: float = 600.0  # seconds one request may take
+    attempts: int = 5  # tries per request, the first included
+    backoff: float = 0.5  # seconds before the first retry; doubles each time
+    max_backoff: float = 8.0
+    deadline: float = 900.0  # seconds after which a failing request is not tried again
+
+    def __post_init__(self):
+        if self.attempts < 1 or self.timeout <= 0 or self.backoff < 0 or self.deadline <= 0:
+            raise ValueError(f"retry policy needs attempts >= 1, timeout > 0, backoff >= 0, deadline > 0: {self}")
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, backoff * 2**retry], capped."""
+        return rng.uniform(0, min(self.max_backoff, self.backoff * 2**retry))
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    retriable: Callable[[BaseException], bool],
+    what: str,
+    rng: random.Random | None = None,
+) -> T:
+    """``call()``, tried again on retriable faults; raises ``UpstreamError`` naming ``what`` when they persist."""
+    rng = rng or random.Random()
+    started = time.monotonic()
+    for attempt in range(policy.attempts):
+        try:
+            return call()
+        except Exception as exc:
+            if not retriable(exc):
+                raise
+            elapsed = time.monotonic() - started
+            pause = policy.delay(attempt, rng)
+            if attempt + 1 == policy.attempts or elapsed + pause >= policy.deadline:
+                raise UpstreamError(
+                    f"{what} failed {attempt + 1} times over {elapsed:.1f} s; last error: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
