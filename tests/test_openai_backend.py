@@ -163,3 +163,63 @@ def test_cli_run_through_the_server(server, tmp_path):
     assert len(lines) == 3 and all(len(json.loads(l)["candidates"]) == 2 for l in lines)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["generator"] == "openai" and summary["results"][0]["questions"] == 3
+
+
+def _texts(store) -> list[list[str]]:
+    return [[c["text"] for c in line["candidates"]] for key, _ in store.units() for line in store.lines(key)]
+
+
+def test_injected_faults_are_retried_and_change_no_result(server, gsm8k_tasks, tmp_path):
+    from faultproxy import FaultProxy
+
+    from testtime.retry import RetryPolicy
+    from testtime.runner import Plan, Unit, execute
+    from testtime.store import RunStore
+    from testtime.strategies import Context, Strategy
+
+    plan = Plan([Unit(Strategy.create("majority", budget=2), 0)], gsm8k_tasks[:24], chunk_size=8)
+    sampling = SamplingParams(max_tokens=16)
+    direct = RunStore.start(tmp_path / "direct", {})
+    with OpenAIGenerator(server, SERVED_NAME, concurrency=8) as gen:
+        execute(plan, Context(generator=gen, sampling=sampling), direct)
+
+    policy = RetryPolicy(timeout=10, attempts=10, backoff=0.05, max_backoff=0.5, deadline=300)
+    with FaultProxy(server.removesuffix("/v1"), fault_rate=0.2, delay=12, seed=3) as proxy:
+        faulty = RunStore.start(tmp_path / "faulty", {})
+        with OpenAIGenerator(proxy.url + "/v1", SERVED_NAME, concurrency=8, retry=policy) as gen:
+            execute(plan, Context(generator=gen, sampling=sampling), faulty)
+    # Every kind of fault happened, and every request still got its seeded answer.
+    assert all(proxy.counts[f] >= 1 for f in ("error", "delay", "broken_json")), proxy.counts
+    assert faulty.count() == 24
+    assert _texts(faulty) == _texts(direct)
+
+
+def test_a_run_whose_upstream_stops_fails_cleanly_keeps_its_work_and_resumes(server, tmp_path):
+    from conftest import SHARED_DATA
+    from faultproxy import FaultProxy
+
+    from testtime.store import RunStore
+
+    out = tmp_path / "run"
+    with FaultProxy(server.removesuffix("/v1"), fault_rate=0.0) as proxy:
+        args = [sys.executable, "-m", "testtime", "run", "--backend", "openai", "--base-url", proxy.url + "/v1",
+                "--model", SERVED_NAME, "--dataset", "gsm8k", "--data-root", str(SHARED_DATA), "--limit", "6",
+                "--n", "2", "--max-tokens", "16", "--chunk-size", "2", "--request-timeout", "10",
+                "--retries", "3", "--out", str(out)]
+        proxy.down_after = 4  # two chunks of two questions pass, then the upstream is gone
+        started = time.monotonic()
+        failed = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        elapsed = time.monotonic() - started
+        assert failed.returncode != 0
+        message = " ".join(failed.stderr.split())
+        assert "failed 3 times" in message and "502" in message, message[-2000:]
+        assert "4 finished results are kept" in message and "--resume" in message
+        assert elapsed < 120  # bounded: three tries with sub-second backoff, not a hang
+        assert RunStore(out).count() == 4 and not (out / "results.jsonl").exists()
+
+        proxy.down_after, proxy.upstream_down = None, False
+        resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "4 of 6 results already stored, 2 to go" in " ".join(resumed.stderr.split())
+    lines = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(l["id"] for l in lines) == sorted({l["id"] for l in lines}) and len(lines) == 6

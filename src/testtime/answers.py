@@ -15,7 +15,7 @@ from fractions import Fraction
 _ANSWER_IS = re.compile(r"answer is\s*:?\s*(.+)", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*(.+)")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_SYMBOLIC_TIMEOUT_S = 2
+SYMBOLIC_TIME_BOUND_S = 2  # seconds math-verify may spend on one parse or comparison
 # math-verify bounds its time with SIGALRM, which only the main thread may use. Elsewhere
 # only short answers are compared symbolically, with no timer.
 _UNTIMED_MAX_CHARS = 64
@@ -119,7 +119,7 @@ def _symbolic_match(predicted: str, gold: str) -> bool:
     timed = threading.current_thread() is threading.main_thread()
     if not timed and max(len(predicted), len(gold)) > _UNTIMED_MAX_CHARS:
         return False
-    limit = _SYMBOLIC_TIMEOUT_S if timed else None
+    limit = SYMBOLIC_TIME_BOUND_S if timed else None
     try:
         gold_parsed = parse(_as_latex(gold), parsing_timeout=limit)
         pred_parsed = parse(_as_latex(predicted), parsing_timeout=limit)

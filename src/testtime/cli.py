@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from testtime.analysis import coverage
@@ -36,7 +37,7 @@ DEMO_BUDGETS = (1, 2, 4, 8, 16)
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=2)
 
 
@@ -168,7 +169,7 @@ def run(
                 store.set_meta("run", {**_meta(dataset, model, verifier, sampling), "generator": gen.name,
                                        "parameters": gen.parameter_count})
                 execute(plan, ctx, store, on_commit=committed)
-    except (UpstreamError, PromptTooLongError, ValueError) as exc:
+    except (UpstreamError, PromptTooLongError, ValueError, OSError) as exc:  # OSError: Ray unreachable, disk
         kept = store.count()
         _fail(f"{exc}\n{kept} finished results are kept in {store.path}; rerun with --resume to continue")
     store.export()

@@ -1,0 +1,115 @@
+"""Runs that survive a kill, and sweeps sharded over a local Ray cluster, on the embedded model
+through the real CLI. Both are compared with one uninterrupted single-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+
+pytestmark = pytest.mark.engine
+
+SWEEP = ["--dataset", "sample", "--limit", "8", "--strategy", "majority", "--strategy", "single", "--n", "2",
+         "--max-tokens", "48", "--chunk-size", "2", "--seed", "5"]
+# What two runs of the same plan must share. Wall time differs between any two runs, and a resumed
+# process starts with an empty prefix cache, so its cached-token count (and FLOPs) honestly differ.
+VARIES = {"wall_seconds", "cached_prompt_tokens", "flops", "policy_flops"}
+
+
+def sweep(out: Path, *extra: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "testtime", "sweep", *SWEEP, "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 900) -> str:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return err
+
+
+def stored(out: Path) -> list[tuple]:
+    db = sqlite3.connect(out / "run.db")
+    try:
+        return db.execute("SELECT unit, question, worker FROM results ORDER BY unit, position").fetchall()
+    finally:
+        db.close()
+
+
+def comparable_summary(out: Path) -> list[dict]:
+    rows = json.loads((out / "summary.json").read_text())["results"]
+    return [{k: v for k, v in row.items() if k not in VARIES} for row in rows]
+
+
+def comparable_lines(out: Path) -> list[dict]:
+    lines = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    for line in lines:
+        line["ledger"] = {k: v for k, v in line["ledger"].items() if k not in VARIES}
+    return lines
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("uninterrupted")
+    finish(sweep(out))
+    return out
+
+
+def test_a_killed_sweep_resumes_to_the_uninterrupted_result(uninterrupted, tmp_path):
+    out = tmp_path / "killed"
+    proc = sweep(out, start_new_session=True)  # its own process group: the engine process dies with it
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "run.db").exists() and len(stored(out)) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    at_kill = stored(out)
+    assert 2 <= len(at_kill) < 16 and len(at_kill) % 2 == 0  # whole chunks only
+
+    err = finish(sweep(out, "--resume"))
+    assert f"{len(at_kill)} of 16 results already stored, {16 - len(at_kill)} to go" in " ".join(err.split())
+    after = stored(out)
+    # Every question of every unit exactly once; the killed process's rows untouched, the rest new.
+    assert len(after) == len({(unit, q) for unit, q, _ in after}) == 16
+    killed_worker = {w for *_, w in at_kill}
+    assert len(killed_worker) == 1
+    assert [r for r in after if r[2] in killed_worker] == at_kill
+    assert len({w for *_, w in after} - killed_worker) == 1
+    assert comparable_summary(out) == comparable_summary(uninterrupted)
+    assert comparable_lines(out) == comparable_lines(uninterrupted)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
+    port = free_port()
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    started = subprocess.run([ray_cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
+                              "--include-dashboard", "false", "--disable-usage-stats"],
+                             capture_output=True, text=True, env=env, timeout=180)
+    assert started.returncode == 0, started.stderr[-3000:]
+    yield "auto"  # Ray's name for the cluster started on this machine (it binds the host's address, not loopback)
+    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_a_sweep_on_a_local_ray_cluster_equals_the_single_process_run(uninterrupted, ray_cluster, tmp_path):
+    out = tmp_path / "ray"
+    finish(sweep(out, "--ray", ray_cluster, "--workers", "2"))
+    rows = stored(out)
+    assert len(rows) == len({(unit, q) for unit, q, _ in rows}) == 16
+    workers = {w for *_, w in rows}
+    assert len(workers) == 2 and all(w.startswith("ray:") for w in workers)
+    assert comparable_summary(out) == comparable_summary(uninterrupted)
+    assert comparable_lines(out) == comparable_lines(uninterrupted)
+    assert json.loads((out / "summary.json").read_text())["ray"] == ray_cluster
