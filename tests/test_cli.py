@@ -10,7 +10,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, free_port
 from testtime.cli import app
 
 runner = CliRunner()
@@ -143,3 +143,32 @@ def test_run_beam_search_from_the_cli_saves_the_tree(tmp_path):
         assert any(n["text"].endswith("\n") and not n["terminal"] for n in nodes[1:])  # the "\\n" reached the search
     summary = json.loads((out / "summary.json").read_text())
     assert summary["results"][0]["strategy"] == "beam_search" and summary["results"][0]["width"] == 2
+
+
+def test_sweep_rejects_an_option_no_chosen_strategy_takes(tmp_path):
+    result = run_cli("sweep", "--data-root", str(SHARED_DATA), "--limit", "2", "--out", str(tmp_path / "o"),
+                     "--strategy", "majority", "--strategy", "single", "--width", "4")
+    assert result.exit_code == 2
+    assert "strategies 'majority', 'single' do not take width; strategies that do: beam_search" in (
+        " ".join(result.output.split()))
+
+
+def test_resume_needs_a_stored_run(tmp_path):
+    result = run_cli("sweep", "--data-root", str(SHARED_DATA), "--limit", "2", "--out", str(tmp_path / "o"), "--resume")
+    assert result.exit_code == 2 and "holds no run to resume" in " ".join(result.output.split())
+
+
+def test_an_unreachable_server_fails_cleanly_and_a_resume_must_match_its_settings(tmp_path):
+    out = tmp_path / "o"
+    args = ["sweep", "--dataset", "sample", "--limit", "2", "--backend", "openai", "--base-url",
+            f"http://127.0.0.1:{free_port()}/v1", "--parameters", "1000", "--retries", "2", "--out", str(out)]
+    result = run_cli(*args)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "failed 2 times" in message and "APIConnectionError" in message
+    assert "0 finished results are kept" in message and not (out / "results.jsonl").exists()
+    changed = run_cli(*args, "--resume", "--max-tokens", "64", "--seed", "3")
+    message = " ".join(changed.output.split())
+    assert changed.exit_code == 2
+    assert "sampling.max_tokens: stored 512, now 64" in message and '"seed": 3' in message
+    again = run_cli(*args)
+    assert again.exit_code == 2 and "failed 2 times" in " ".join(again.output.split())  # no results: may start anew

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import codecs
 import os
-from dataclasses import asdict
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -121,7 +121,7 @@ def run(
     max_tokens: int = 512,
     max_model_len: int = 2048,
     seed: list[int] = typer.Option([0], help="sampling seed; repeat for several"),
-    chunk_size: int = typer.Option(16, help="questions per batch; each batch is committed to the run store when done"),
+    chunk_size: int = typer.Option(32, help="questions per batch; each batch is committed to the run store when done"),
     out: Path = typer.Option(Path("runs/latest"), help="run directory (its run.db holds every result)"),
     resume: bool = typer.Option(False, help="continue the run in --out: skip finished questions; settings must match"),
     overwrite: bool = typer.Option(False, help="start again in an --out that already holds a run"),
@@ -148,34 +148,45 @@ def run(
         store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
     except (ValueError, TypeError, OSError) as exc:
         _fail(str(exc))
+    meta = {**_meta(dataset, model, verifier, sampling), **({"ray": ray, "workers": workers} if ray else {})}
+    _execute_plan(plan, spec, ver, sampling, store, meta, ray=ray, workers=workers)
+    store.export()
+    print_table(store.summary()["results"])
+    console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'} (from {store.path})")
+    store.close()
+
+
+def _execute_plan(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], sampling: SamplingParams,
+                  store: RunStore, meta: dict, *, ray: Optional[str], workers: int) -> None:
+    """Solve what the store lacks, in this process or on Ray; a failure keeps every committed chunk."""
     left = sum(len(chunk) for _, chunk in plan.pending(store))
-    total = len(plan.units) * len(tasks)
-    console.print(f"{len(plan.units)} strategy runs on {len(tasks)} questions of {dataset}: "
+    total = len(plan.units) * len(plan.tasks)
+    console.print(f"{len(plan.units)} strategy runs on {len(plan.tasks)} questions of {meta['dataset']}: "
                   f"{total - left} of {total} results already stored, {left} to go")
 
     def committed(unit: Unit, count: int) -> None:
         console.print(f"  stored {count} results of {unit.strategy.name} (budget "
                       f"{getattr(unit.strategy, 'budget', '-')}, seed {unit.seed}); {store.count()} of {total}")
 
+    if not left:
+        return
     try:
-        if left and ray:
+        if ray:
             from testtime.distributed import execute_on_ray
 
-            info = execute_on_ray(plan, spec, ver, sampling, store, address=ray, workers=workers, on_commit=committed)
-            store.set_meta("run", {**_meta(dataset, model, verifier, sampling), **info, "ray": ray, "workers": workers})
-        elif left:
-            with _open(spec) as gen:
-                ctx = Context(generator=gen, verifier=ver, sampling=sampling, seed=seed[0])
-                store.set_meta("run", {**_meta(dataset, model, verifier, sampling), "generator": gen.name,
-                                       "parameters": gen.parameter_count})
-                execute(plan, ctx, store, on_commit=committed)
+            info = execute_on_ray(plan, spec, verifier, sampling, store, address=ray, workers=workers,
+                                  on_commit=committed)
+            store.set_meta("run", {**meta, **info})
+            return
+        with _open(spec) as gen:
+            store.set_meta("run", {**meta, "generator": gen.name, "parameters": gen.parameter_count})
+            ctx = Context(generator=gen, verifier=verifier, sampling=sampling, seed=spec.seed)
+            execute(plan, ctx, store, on_commit=committed)
     except (UpstreamError, PromptTooLongError, ValueError, OSError) as exc:  # OSError: Ray unreachable, disk
         kept = store.count()
-        _fail(f"{exc}\n{kept} finished results are kept in {store.path}; rerun with --resume to continue")
-    store.export()
-    print_table(store.summary()["results"])
-    console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'} (from {store.path})")
-    store.close()
+        if kept or isinstance(exc, UpstreamError):
+            _fail(f"{exc}\n{kept} finished results are kept in {store.path}; rerun with --resume to continue")
+        _fail(str(exc))
 
 
 def _units(names: list[str], budgets: list[int], seeds: list[int], params: dict,

@@ -47,7 +47,7 @@ Chunk = list[tuple[int, Task]]  # (position in the task list, task)
 class Plan:
     units: list[Unit]
     tasks: list[Task]
-    chunk_size: int = 16  # questions per batched solve and per committed transaction
+    chunk_size: int = 32  # questions per batched solve and per committed transaction
 
     def __post_init__(self):
         if self.chunk_size < 1:
