@@ -115,7 +115,14 @@ def test_a_new_run_never_discards_a_stored_one(tmp_path):
     (tmp_path / "other" / "run.db").write_text("not a database")
     with pytest.raises(FileExistsError):
         RunStore.start(tmp_path / "other", {})
-    assert RunStore.start(tmp_path, {}, overwrite=True).count() == 0
+    with pytest.raises(ValueError, match="not a testtime run store"):
+        RunStore.start(tmp_path / "other", {}, resume=True)
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "results.jsonl").write_text("{}\n")  # derived files with no store: still a run
+    with pytest.raises(FileExistsError):
+        RunStore.start(tmp_path / "earlier", {})
+    fresh = RunStore.start(tmp_path, {}, overwrite=True)
+    assert fresh.count() == 0 and not (tmp_path / "results.jsonl").exists()
     with pytest.raises(FileNotFoundError, match="no run to resume"):
         RunStore.start(tmp_path / "missing", {}, resume=True)
 

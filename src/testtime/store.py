@@ -22,6 +22,7 @@ from testtime.analysis import summary_row
 from testtime.ledger import Ledger
 
 STORE_FILE = "run.db"
+DERIVED_FILES = ("results.jsonl", "summary.json")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,9 +65,13 @@ class RunStore:
         self.path = self.run_dir / STORE_FILE
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a committed batch survives even a power cut
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a committed batch survives even a power cut
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ValueError(f"{self.path} is not a testtime run store: {exc}") from exc
 
     @classmethod
     def start(cls, run_dir: str | Path, config: dict, *, resume: bool = False, overwrite: bool = False) -> RunStore:
@@ -78,12 +83,14 @@ class RunStore:
         path = Path(run_dir) / STORE_FILE
         if resume and not path.exists():
             raise FileNotFoundError(f"--resume: {run_dir} holds no run to resume (no {STORE_FILE})")
-        if path.exists() and not resume:
-            if not overwrite and _holds_results(path):
+        if not resume:
+            derived = [Path(run_dir) / name for name in DERIVED_FILES]
+            held = (path.exists() and _holds_results(path)) or any(p.exists() for p in derived)
+            if held and not overwrite:
                 raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it "
                                       f"or --overwrite to start it again")
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            for old in [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")] + derived:
+                old.unlink(missing_ok=True)
         store = cls(run_dir)
         config = json.loads(json.dumps(config))  # as stored: tuples become lists
         if resume:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from testtime.generators.base import (
     Completion,
     GenerationRequest,
@@ -11,9 +13,6 @@ from testtime.generators.base import (
     PromptTooLongError,
     SamplingParams,
 )
-
-from dataclasses import dataclass, field
-
 from testtime.retry import RetryPolicy
 
 BACKENDS = ("vllm", "openai")
