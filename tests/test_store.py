@@ -109,6 +109,7 @@ def test_a_new_run_never_discards_a_stored_one(tmp_path):
     store = RunStore.start(tmp_path, {})
     store_results(store, Unit(Strategy.create("single"), 0),
                   Strategy.create("single").solve(TASKS[:1], Context(generator=ScriptedGenerator(answer_script))))
+    store.export()
     with pytest.raises(FileExistsError, match="--resume"):
         RunStore.start(tmp_path, {})
     (tmp_path / "other").mkdir()

@@ -150,8 +150,7 @@ def run(
         _fail(str(exc))
     meta = {**_meta(dataset, model, verifier, sampling), **({"ray": ray, "workers": workers} if ray else {})}
     _execute_plan(plan, spec, ver, sampling, store, meta, ray=ray, workers=workers)
-    store.export()
-    print_table(store.summary()["results"])
+    print_table(store.export()["results"])
     console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'} (from {store.path})")
     store.close()
 
@@ -259,8 +258,7 @@ def demo(
             console.print(f"{search.name} (budget {search.budget}) on {len(tasks)} questions ...")
             store_results(store, Unit(search, seed), run_strategy(search, tasks, ctx).results)
     store.set_meta("run", meta)
-    store.export()
-    print_table(store.summary()["results"])
+    print_table(store.export()["results"])
     store.close()
     if "pool" in meta:
         pool_stats = meta["pool"]

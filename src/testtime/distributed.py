@@ -14,7 +14,7 @@ from typing import Callable
 
 from testtime.generators import GeneratorSpec, SamplingParams
 from testtime.prompting import PromptTemplate
-from testtime.runner import Chunk, Plan, Unit, solve_chunk
+from testtime.runner import Chunk, Plan, Unit, check_prompts_fit, solve_chunk
 from testtime.store import RunStore
 from testtime.strategies.base import Context
 from testtime.verifiers.base import Verifier
@@ -36,6 +36,7 @@ class ShardWorker:
         self.name = f"ray:{ray.get_runtime_context().get_node_id()[:8]}:pid{os.getpid()}"
 
     def solve(self, unit: Unit, chunk: Chunk) -> tuple[str, list[tuple[int, dict]], str]:
+        check_prompts_fit([t for _, t in chunk], self.ctx)  # this worker's first sight of these questions
         return unit.key, solve_chunk(unit, chunk, self.ctx), self.name
 
     def info(self) -> dict:

@@ -10,10 +10,9 @@ had uninterrupted. ``results.jsonl`` and ``summary.json`` are derived from the s
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
-from testtime import __version__
 from testtime.analysis import summary_row
 from testtime.generators.base import PromptTooLongError
 from testtime.strategies.base import Context, QuestionResult, Strategy
@@ -92,15 +91,15 @@ def check_prompts_fit(tasks: Sequence[Task], ctx: Context) -> None:
 def solve_chunk(unit: Unit, chunk: Chunk, ctx: Context) -> list[tuple[int, dict]]:
     """Solve one chunk with the unit's strategy and seed; (position, result line) pairs."""
     ctx = replace(ctx, seed=unit.seed)
-    tasks = [t for _, t in chunk]
-    check_prompts_fit(tasks, ctx)
-    results = unit.strategy.solve(tasks, ctx)
+    results = unit.strategy.solve([t for _, t in chunk], ctx)
     return [(i, unit.line(r)) for (i, _), r in zip(chunk, results)]
 
 
 def execute(plan: Plan, ctx: Context, store: RunStore,
             on_commit: Callable[[Unit, int], None] | None = None) -> int:
-    """Solve every pending chunk, committing each as it finishes; the number of questions solved."""
+    """Solve every pending chunk, committing each as it finishes; the number of questions solved.
+
+    Every prompt is checked against the context before anything is generated."""
     check_prompts_fit(plan.tasks, ctx)
     store.add_units([(u.key, u.description()) for u in plan.units])
     solved = 0
@@ -135,17 +134,3 @@ def store_results(store: RunStore, unit: Unit, results: Sequence[QuestionResult]
     """Commit results computed outside a plan (the demo's shared pool) as one unit."""
     store.add_units([(unit.key, unit.description())])
     store.add(unit.key, [(i, unit.line(r)) for i, r in enumerate(results)])
-
-
-def run_meta(ctx: Context, dataset: str, model: str, verifier: str | None) -> dict:
-    """What the run used, recorded beside its results (not compared on resume)."""
-    return {
-        "dataset": dataset,
-        "model": model,
-        "generator": ctx.generator.name,
-        "parameters": ctx.generator.parameter_count,
-        "verifier": verifier,
-        "seed": ctx.seed,
-        "sampling": asdict(ctx.sampling),
-        "testtime_version": __version__,
-    }

@@ -15,7 +15,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from testtime import __version__
 from testtime.analysis import summary_row
@@ -151,23 +151,24 @@ class RunStore:
         return [json.loads(line) for (line,) in rows]
 
     # -- derived files ----------------------------------------------------------------------
-    def summary(self) -> dict:
-        rows = []
-        for key, description in self.units():
-            lines = self.lines(key)
-            if lines:
-                rows.append(summary_row(description, [line["correct"] for line in lines],
-                                        [Ledger.from_dict(line["ledger"]) for line in lines]))
+    def summary(self, lines_by_unit: list[tuple[dict, list[dict]]] | None = None) -> dict:
+        rows = [summary_row(description, [line["correct"] for line in lines],
+                            [Ledger.from_dict(line["ledger"]) for line in lines])
+                for description, lines in lines_by_unit or self._lines_by_unit() if lines]
         return {"testtime_version": self.get_meta("testtime_version"), **self.get_meta("run", {}),
                 "config": self.config, "results": rows}
 
-    def export(self) -> Path:
-        """Write results.jsonl and summary.json from the store, each replaced atomically."""
-        results = "".join(json.dumps(line, ensure_ascii=False) + "\n"
-                          for key, _ in self.units() for line in self.lines(key))
-        _write_atomic(self.run_dir / "results.jsonl", results)
-        _write_atomic(self.run_dir / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
-        return self.run_dir
+    def export(self) -> dict:
+        """Write results.jsonl and summary.json from the store, each replaced atomically; the summary."""
+        lines_by_unit = self._lines_by_unit()  # read once for both files
+        summary = self.summary(lines_by_unit)
+        _write_atomic(self.run_dir / "results.jsonl", "".join(
+            json.dumps(line, ensure_ascii=False) + "\n" for _, lines in lines_by_unit for line in lines))
+        _write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _lines_by_unit(self) -> list[tuple[dict, list[dict]]]:
+        return [(description, self.lines(key)) for key, description in self.units()]
 
     def close(self) -> None:
         self.db.close()
@@ -196,16 +197,6 @@ def _write_atomic(path: Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def read_lines(run_dir: str | Path) -> Iterable[dict]:
-    """Every stored result line of a run directory, in plan and question order."""
-    store = RunStore(run_dir)
-    try:
-        for key, _ in store.units():
-            yield from store.lines(key)
-    finally:
-        store.close()
 
 
 def _holds_results(path: Path) -> bool:
