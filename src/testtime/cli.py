@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import sys
 import time
@@ -15,14 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from testtime.analysis import coverage
-from testtime.answers import answers_match
 from testtime.generators import BACKENDS, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
 from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.retry import UpstreamError
-from testtime.runner import Plan, Unit, execute, run_strategy, store_results
+from testtime.runner import Plan, Unit, execute
 from testtime.store import RunStore
-from testtime.strategies import Context, Pool, PoolSource, SearchStrategy, Strategy
+from testtime.strategies import Context, ParallelStrategy, SearchStrategy, Strategy
 from testtime.tasks import FieldMap, load_dataset
 from testtime.verifiers import Aggregation, Verifier
 
@@ -32,8 +31,7 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time compute scaling for LLM reasoning.")
 console = Console(stderr=True)
 
-DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency")
-DEMO_BUDGETS = (1, 2, 4, 8, 16)
+DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency", "beam_search")
 
 
 def _fail(message: str) -> None:
@@ -87,7 +85,9 @@ def print_table(rows: list[dict]) -> None:
     Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 
-@app.command("sweep", help="Strategies x budgets x seeds on a dataset (the same command as `run`).")
+@app.command("sweep", context_settings={"default_map": {"pool": True}},
+             help="Strategies x budgets x seeds on a dataset, with the scaling analysis and report "
+                  "(`run` with --pool on by default).")
 @app.command()
 def run(
     dataset: str = typer.Option("gsm8k", help="gsm8k, math500, sample, a .jsonl path, or hf:NAME"),
@@ -106,6 +106,10 @@ def run(
         None, help="search: final choice among solutions: best, majority, weighted (mcts also visits, value)"),
     step_tokens: Optional[int] = typer.Option(None, help="search: cap on one step's tokens"),
     delimiter: Optional[str] = typer.Option(None, help="search: text that ends a step (default a blank line, '\\n\\n')"),
+    policy: Optional[str] = typer.Option(None, help="compute_optimal: the policy.json a sweep wrote"),
+    pool: bool = typer.Option(False, "--pool/--no-pool",
+                              help="draw one shared pool per seed at the largest budget and estimate every parallel "
+                                   "strategy at every budget from it (the default of `sweep`)"),
     limit: Optional[int] = typer.Option(None, help="use only the first N questions"),
     data_root: Optional[Path] = typer.Option(None, help="folder holding gsm8k/ and math500/"),
     question_field: Optional[str] = typer.Option(None, help="custom JSONL: field with the question"),
@@ -136,21 +140,31 @@ def run(
         tasks = load_dataset(dataset, limit=limit, data_root=data_root, fields=fields)
         params = _search_params(width=width, max_depth=depth, c=c, lookahead=lookahead,
                                 temperature=softmax_temperature, rollout=rollout, selector=selector,
-                                step_tokens=step_tokens, delimiter=delimiter)
+                                step_tokens=step_tokens, delimiter=delimiter, policy=policy)
         ver = _make_verifier(verifier, aggregation)
-        plan = Plan(_units(strategy, n, seed, params, ver), tasks, chunk_size)
+        units = _units(strategy, n, seed, params, ver)  # checks every strategy and option
+        pooled = [name for name in dict.fromkeys(strategy) if _is_parallel(name)] if pool else []
+        if pooled:
+            units = [Unit(Strategy.create("pool", budget=max(n)), s) for s in seed] + [
+                u for u in units if u.strategy.name not in pooled]
+        plan = Plan(units, tasks, chunk_size)
         sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
         spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed[0], max_model_len=max_model_len,
                              parameter_count=parameters,
                              retry=RetryPolicy(timeout=request_timeout, attempts=retries))
         config = {"dataset": dataset, "generator": spec.identity(), "verifier": verifier,
-                  "aggregation": aggregation, "sampling": asdict(sampling), **plan.config()}
+                  "aggregation": aggregation, "sampling": asdict(sampling), **plan.config(),
+                  **({"pool_strategies": pooled} if pooled else {})}
         store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
     except (ValueError, TypeError, OSError) as exc:
         _fail(str(exc))
     meta = {**_meta(dataset, model, verifier, sampling), **({"ray": ray, "workers": workers} if ray else {})}
     _execute_plan(plan, spec, ver, sampling, store, meta, ray=ray, workers=workers)
-    print_table(store.export()["results"])
+    summary = store.export()
+    if pooled:
+        write_analysis(store)
+    else:
+        print_table(summary["results"])
     console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'} (from {store.path})")
     store.close()
 
@@ -198,7 +212,7 @@ def _units(names: list[str], budgets: list[int], seeds: list[int], params: dict,
             chosen = ", ".join(repr(n) for n in classes)
             verb = "strategy {} does" if len(classes) == 1 else "strategies {} do"
             raise ValueError(f"{verb.format(chosen)} not take {option}; strategies that do: {', '.join(takers)}")
-    units = []
+    units: list[Unit] = []
     for name, cls in classes.items():
         own = {k: v for k, v in params.items() if k in cls.parameters()}
         for budget in sorted({cls.fixed_budget} if cls.fixed_budget else set(budgets)):
@@ -215,9 +229,10 @@ def _meta(dataset: str, model: str, verifier: Optional[str], sampling: SamplingP
 @app.command()
 def demo(
     limit: int = typer.Option(20, help="questions from the shipped GSM8K sample (30 ship)"),
-    max_budget: int = typer.Option(16, help="largest budget (budgets are powers of two up to it)"),
+    max_budget: int = typer.Option(16, help="pool size: parallel strategies are estimated at budgets 1, 2, 4, ... up to it"),
     strategy: list[str] = typer.Option(list(DEMO_STRATEGIES), "--strategy",
-                                       help="a strategy to include; repeat for several (searches run at the largest budget)"),
+                                       help="a strategy to include; repeat for several"),
+    search_budget: int = typer.Option(4, help="budget of the step-level searches (they run for real)"),
     backend: str = typer.Option("vllm"),
     model: str = typer.Option(DEFAULT_MODEL),
     base_url: Optional[str] = None,
@@ -225,46 +240,104 @@ def demo(
     seed: int = 0,
     out: Path = typer.Option(Path("runs/demo"), help="run directory to write"),
 ):
-    """Strategies over budgets 1..16 on the embedded model and the shipped sample.
+    """A small scaling sweep on the embedded model and the shipped sample, ending in the report.
 
-    The parallel strategies are evaluated at every budget on one shared pool of
-    samples per question (drawn once, in one batched call); each is charged only
-    for the samples it used. Step-level searches run for real at the largest budget.
+    One pool of samples per question (drawn once, in one batched call) gives every
+    parallel strategy at every budget; each is charged only for the samples it uses.
+    Step-level searches run for real. The analysis, policy.json and report.html
+    are written to the run directory.
     """
     try:
         tasks = load_dataset("sample", limit=limit)
-        budgets = [b for b in DEMO_BUDGETS if b <= max_budget] or [1]
         verifier = _make_verifier("arithmetic", "product")
-        parallel = [_demo_strategy(name, b) for name in strategy if not _is_search(name)
-                    for b in sorted({Strategy.lookup(name).fixed_budget} - {None} or set(budgets))]
-        searches = [_demo_strategy(name, max(budgets)) for name in strategy if _is_search(name)]
+        pooled = [name for name in dict.fromkeys(strategy) if _is_parallel(name)]
+        units = [Unit(_demo_strategy(name, search_budget), seed) for name in dict.fromkeys(strategy)
+                 if name not in pooled]
+        if pooled:
+            units.insert(0, Unit(Strategy.create("pool", budget=max_budget), seed))
+        plan = Plan(units, tasks, chunk_size=len(tasks))
     except ValueError as exc:
         _fail(str(exc))
     started = time.perf_counter()
     sampling = SamplingParams(max_tokens=max_tokens)
-    store = RunStore.start(out, {"dataset": "sample", "demo": True}, overwrite=True)
-    with _open(GeneratorSpec(backend, model, base_url=base_url, seed=seed)) as gen:
-        ctx = Context(generator=gen, verifier=verifier, sampling=sampling, seed=seed)
-        meta = {**_meta("sample", model, "arithmetic", sampling), "generator": gen.name,
-                "parameters": gen.parameter_count, "seed": seed}
-        if parallel:
-            console.print(f"drawing {max(budgets)} samples for each of {len(tasks)} questions ...")
-            pool = Pool.draw(tasks, ctx, max(budgets))
-            hits = [[answers_match(c.answer, t.answer) for c in cands] for t, cands in zip(tasks, pool.candidates)]
-            meta["pool"] = {"samples_per_question": max(budgets), **coverage(hits)}
-            for s in parallel:
-                store_results(store, Unit(s, seed), s.solve_from(PoolSource(pool), tasks, ctx))
-        for search in searches:
-            console.print(f"{search.name} (budget {search.budget}) on {len(tasks)} questions ...")
-            store_results(store, Unit(search, seed), run_strategy(search, tasks, ctx).results)
-    store.set_meta("run", meta)
-    print_table(store.export()["results"])
+    store = RunStore.start(out, {"dataset": "sample", "demo": True, "pool_strategies": pooled, **plan.config()},
+                           overwrite=True)
+    spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed)
+    _execute_plan(plan, spec, verifier, sampling, store, {**_meta("sample", model, "arithmetic", sampling), "seed": seed},
+                  ray=None, workers=0)
+    store.export()
+    write_analysis(store)
     store.close()
-    if "pool" in meta:
-        pool_stats = meta["pool"]
-        console.print(f"sample pool: mean pass@1 {pool_stats['pass@1']:.1%}, "
-                      f"pass@{max(budgets)} (any sample right) {pool_stats['pass@all']:.1%}")
-    console.print(f"demo took {time.perf_counter() - started:.0f} s; wrote {out}/results.jsonl and summary.json")
+    console.print(f"demo took {time.perf_counter() - started:.0f} s; open {out / 'report.html'} in a browser")
+
+
+def _is_parallel(name: str) -> bool:
+    cls = Strategy.registry.get(name)
+    return cls is not None and issubclass(cls, ParallelStrategy) and name != "pool"
+
+
+def write_analysis(store: RunStore) -> list[Path]:
+    """The scaling analysis, the policy for `compute_optimal`, and the report, from the store."""
+    from testtime.analysis.sweep import SweepAnalysis
+    from testtime.report import explorer_data, write_report
+
+    lines_by_unit = store.lines_by_unit()
+    config, meta = store.config, store.get_meta("run", {})
+    with console.status("analysing the sweep ..."):
+        analysis = SweepAnalysis(lines_by_unit, strategies=config.get("pool_strategies", ()),
+                                 seed=int(meta.get("seed", 0) or 0))
+        scaling = analysis.to_dict()
+        train_vs_test = store.get_meta("train_vs_test")
+        if train_vs_test:
+            scaling["train_vs_test"] = train_vs_test
+    written = [store.write_derived("scaling.json", json.dumps(scaling, indent=1) + "\n")]
+    policy = analysis.deployable_policy()
+    if policy:
+        written.append(store.write_derived("policy.json", json.dumps(policy, indent=1) + "\n"))
+    with console.status("writing the report ..."):
+        written += write_report(store.run_dir, scaling, explorer_data(lines_by_unit),
+                                title=f"testtime sweep: {meta.get('dataset', config.get('dataset', ''))}",
+                                meta={**meta, "created": store.get_meta("created")})
+    print_points(scaling)
+    console.print(f"report: {store.run_dir / 'report.html'} (and {', '.join(p.name for p in written if p.suffix != '.html')})")
+    return written
+
+
+def print_points(scaling: dict) -> None:
+    """Every curve point of the analysis, and the headline figures."""
+    table = Table(title=f"scaling over {scaling['questions']} questions (pool estimates: mean of "
+                        f"{scaling['orders']} random orders; 95% bootstrap CI over questions)")
+    for col in ("strategy", "budget", "from", "accuracy", "95% CI", "tokens/q", "TFLOPs/q", "wall s/q"):
+        table.add_column(col, justify="left" if col in ("strategy", "from") else "right")
+    for p in scaling["points"]:
+        table.add_row(p["strategy"], str(p["budget"]), p["source"], f"{p['accuracy']:.1%}",
+                      f"{p['ci95'][0]:.0%}-{p['ci95'][1]:.0%}", f"{p['tokens']:,.0f}",
+                      f"{p['flops'] / 1e12:.3f}", f"{p['wall_seconds']:.2f}")
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
+    for name, fit in scaling["fits"].items():
+        t = fit.get("tokens")
+        if t:
+            console.print(f"  {name}: accuracy = {t['a']:.3f} + {t['b']:.4f} ln(tokens), R^2 {t['r2']:.2f}")
+    optimal = scaling.get("compute_optimal")
+    for row in (optimal or {}).get("curve", []):
+        ratio = (f"{row['efficiency']:.2f}x" if row["efficiency"] is not None
+                 else f">= {row['efficiency_at_least']:.2f}x")
+        console.print(f"  compute-optimal at the cost of {optimal['baseline']}@{row['budget']}: "
+                      f"{row['accuracy']:.1%} with {row['tokens']:,.0f} tokens/q (baseline "
+                      f"{row['baseline_accuracy']:.1%}); {optimal['baseline']} needs {ratio} the compute to match")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run directory (holding run.db)")):
+    """(Re)write the scaling analysis, policy.json and report.html of a stored run."""
+    if not (run_dir / "run.db").exists():
+        _fail(f"{run_dir} holds no run (no run.db); run `testtime sweep --out {run_dir}` first")
+    try:
+        store = RunStore(run_dir)
+        write_analysis(store)
+    except ValueError as exc:
+        _fail(f"{run_dir}: {exc}")
+    store.close()
 
 
 def _is_search(name: str) -> bool:
@@ -274,7 +347,7 @@ def _is_search(name: str) -> bool:
 
 def _demo_strategy(name: str, budget: int) -> Strategy:
     if "width" in getattr(Strategy.registry.get(name), "parameters", tuple)():
-        return Strategy.create(name, budget=budget, width=min(4, budget))
+        return Strategy.create(name, budget=budget, width=min(2, budget))
     return Strategy.create(name, budget=budget)
 
 

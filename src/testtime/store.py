@@ -22,7 +22,8 @@ from testtime.analysis import summary_row
 from testtime.ledger import Ledger
 
 STORE_FILE = "run.db"
-DERIVED_FILES = ("results.jsonl", "summary.json")
+DERIVED_FILES = ("results.jsonl", "summary.json", "scaling.json", "policy.json", "report.html",
+                 "accuracy_vs_tokens.png", "accuracy_vs_flops.png", "coverage.png", "compute_optimal.png")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -154,21 +155,28 @@ class RunStore:
     def summary(self, lines_by_unit: list[tuple[dict, list[dict]]] | None = None) -> dict:
         rows = [summary_row(description, [line["correct"] for line in lines],
                             [Ledger.from_dict(line["ledger"]) for line in lines])
-                for description, lines in lines_by_unit or self._lines_by_unit() if lines]
+                for description, lines in lines_by_unit or self.lines_by_unit() if lines]
         return {"testtime_version": self.get_meta("testtime_version"), **self.get_meta("run", {}),
                 "config": self.config, "results": rows}
 
     def export(self) -> dict:
         """Write results.jsonl and summary.json from the store, each replaced atomically; the summary."""
-        lines_by_unit = self._lines_by_unit()  # read once for both files
+        lines_by_unit = self.lines_by_unit()  # read once for both files
         summary = self.summary(lines_by_unit)
         _write_atomic(self.run_dir / "results.jsonl", "".join(
             json.dumps(line, ensure_ascii=False) + "\n" for _, lines in lines_by_unit for line in lines))
         _write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _lines_by_unit(self) -> list[tuple[dict, list[dict]]]:
+    def lines_by_unit(self) -> list[tuple[dict, list[dict]]]:
+        """Every unit's description with its result lines, in plan order."""
         return [(description, self.lines(key)) for key, description in self.units()]
+
+    def write_derived(self, name: str, text: str) -> Path:
+        """A file derived from the store (the analysis, the report), replaced atomically."""
+        path = self.run_dir / name
+        _write_atomic(path, text)
+        return path
 
     def close(self) -> None:
         self.db.close()

@@ -1,0 +1,166 @@
+"""Difficulty bins and the compute-optimal policy (Snell et al. 2024).
+
+A question's difficulty is binned into five levels (1 = easiest) by quantiles:
+the oracle level from its pass@1 in the sample pool (uses gold answers), the
+predicted level from a cheap probe of a few samples (their agreement and mean
+verifier score; no gold answers). The policy picks, per predicted level, one
+option (a strategy at a budget) so that the mean cost per question stays under
+a limit and accuracy is highest. It is learned on one fold of questions and
+scored on the other, both ways, so it is never tuned on its own test questions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+LEVELS = 5
+
+
+def probe_easiness(keys: Sequence[str | None], scores: Sequence[float | None]) -> float:
+    """How easy a question looks from a probe: the share agreeing with the commonest answer,
+    averaged with the mean verifier score when the samples were scored. In [0, 1]."""
+    answered = [k for k in keys if k is not None]
+    agreement = Counter(answered).most_common(1)[0][1] / len(keys) if answered else 0.0
+    known = [s for s in scores if s is not None]
+    return (agreement + sum(known) / len(known)) / 2 if known else agreement
+
+
+def level_edges(difficulty: Sequence[float], levels: int = LEVELS) -> list[float]:
+    """The interior quantiles that cut difficulties into ``levels`` bins."""
+    return [float(q) for q in np.quantile(np.asarray(difficulty, dtype=float), np.arange(1, levels) / levels)]
+
+
+def assign_levels(difficulty: Sequence[float], edges: Sequence[float]) -> np.ndarray:
+    """Level 1 (easiest) to len(edges)+1; ties at an edge go to the harder side."""
+    return np.searchsorted(np.asarray(edges), np.asarray(difficulty, dtype=float), side="right") + 1
+
+
+@dataclass(frozen=True)
+class Option:
+    """A strategy at a budget, with its per-question expected correctness and cost."""
+
+    strategy: str
+    budget: int
+    correct: np.ndarray
+    cost: np.ndarray  # computed tokens per question, probe included
+
+    @property
+    def label(self) -> str:
+        return f"{self.strategy}@{self.budget}"
+
+
+@dataclass
+class Policy:
+    """One option per difficulty level, for questions whose level is read from ``edges``."""
+
+    edges: list[float]
+    choices: list[Option]  # index = level - 1
+    limit: float  # the mean cost per question it was chosen under
+    train_accuracy: float = 0.0
+    train_cost: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"edges": self.edges, "limit": self.limit, "train_accuracy": self.train_accuracy,
+                "train_cost": self.train_cost,
+                "choices": [{"level": i + 1, "strategy": o.strategy, "budget": o.budget}
+                            for i, o in enumerate(self.choices)], **self.meta}
+
+
+def _level_means(options: Sequence[Option], levels: np.ndarray, rows: np.ndarray, count: int):
+    """Per level: (questions in it, acc matrix [option], cost matrix [option]) on the given rows."""
+    out = []
+    for level in range(1, count + 1):
+        members = rows[levels[rows] == level]
+        if members.size == 0:
+            out.append((0, None, None))
+            continue
+        out.append((members.size, np.array([o.correct[members].mean() for o in options]),
+                    np.array([o.cost[members].mean() for o in options])))
+    return out
+
+
+def learn_policy(options: Sequence[Option], difficulty: Sequence[float], rows: Sequence[int],
+                 limit: float, levels: int = LEVELS) -> Policy:
+    """The best option per level on ``rows`` with mean cost <= ``limit`` (Lagrangian relaxation).
+
+    For a price lam per token each level independently takes argmax(acc - lam * cost);
+    sweeping lam traces the frontier, and the most accurate point within the limit wins.
+    A limit below every point gives the cheapest choice per level.
+    """
+    rows = np.asarray(rows)
+    edges = level_edges(np.asarray(difficulty)[rows], levels)
+    level_of = assign_levels(difficulty, edges)
+    per_level = _level_means(options, level_of, rows, levels)
+    cheapest = int(np.argmin([o.cost[rows].mean() for o in options]))
+    best: tuple[float, float, list[int]] | None = None
+    for lam in [0.0, *np.geomspace(1e-8, 10.0, 400)]:
+        picks, acc, cost = [], 0.0, 0.0
+        for size, accs, costs in per_level:
+            if size == 0:
+                picks.append(cheapest)
+                continue
+            # Ties in value go to the cheaper option: argmax over (value, -cost).
+            value = accs - lam * costs
+            pick = int(np.lexsort((-costs, value))[-1])
+            picks.append(pick)
+            acc += size * accs[pick]
+            cost += size * costs[pick]
+        acc, cost = acc / rows.size, cost / rows.size
+        if cost <= limit + 1e-9 and (best is None or (acc, -cost) > (best[0], -best[1])):
+            best = (acc, cost, picks)
+    if best is None:  # nothing fits: the cheapest option everywhere
+        picks = [int(np.argmin(costs)) if size else cheapest for size, _, costs in per_level]
+        acc = float(np.mean([options[picks[l - 1]].correct[r] for r, l in zip(rows, level_of[rows])]))
+        cost = float(np.mean([options[picks[l - 1]].cost[r] for r, l in zip(rows, level_of[rows])]))
+        best = (acc, cost, picks)
+    return Policy(edges, [options[i] for i in best[2]], limit, float(best[0]), float(best[1]))
+
+
+def apply_policy(policy: Policy, difficulty: Sequence[float], rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per question of ``rows``: the expected correctness and cost of the option its level gets."""
+    level_of = assign_levels(np.asarray(difficulty)[np.asarray(rows)], policy.edges)
+    correct = np.array([policy.choices[l - 1].correct[r] for r, l in zip(rows, level_of)])
+    cost = np.array([policy.choices[l - 1].cost[r] for r, l in zip(rows, level_of)])
+    return correct, cost
+
+
+def two_folds(ids: Sequence[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random half of the questions, and the other half."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    half = len(ids) // 2
+    return np.sort(order[:half]), np.sort(order[half:])
+
+
+def cross_validated(options: Sequence[Option], difficulty: Sequence[float], ids: Sequence[str],
+                    limit: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[Policy]]:
+    """Learn on one fold, apply to the other, both ways: every question scored by a policy
+    that never saw it. Per-question correctness and cost in question order, and both policies."""
+    first, second = two_folds(ids, seed)
+    correct, cost = np.zeros(len(ids)), np.zeros(len(ids))
+    policies = []
+    for train, test in ((first, second), (second, first)):
+        policy = learn_policy(options, difficulty, train, limit)
+        correct[test], cost[test] = apply_policy(policy, difficulty, test)
+        policies.append(policy)
+    return correct, cost, policies
+
+
+def cost_to_match(costs: Sequence[float], accuracies: Sequence[float], target: float) -> float | None:
+    """The least cost at which a baseline curve reaches ``target`` (linear in log cost between
+    points, on the curve's running maximum); None if it never does."""
+    pairs = sorted(zip(costs, accuracies))
+    best_so_far, prev = -1.0, None
+    for cost, acc in pairs:
+        acc = max(acc, best_so_far)
+        if acc >= target:
+            if prev is None or prev[1] >= target or acc == prev[1]:
+                return float(cost)
+            frac = (target - prev[1]) / (acc - prev[1])
+            return float(np.exp(np.log(prev[0]) + frac * (np.log(cost) - np.log(prev[0]))))
+        best_so_far, prev = acc, (cost, acc)
+    return None

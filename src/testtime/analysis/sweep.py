@@ -1,0 +1,321 @@
+"""The scaling analysis of a run: curves, fits, difficulty, and the compute-optimal policy.
+
+Input is what the run store holds: per unit (strategy, budget, seed) the result
+line of every question. A ``pool`` unit holds n samples per question; every
+parallel strategy at every budget k <= n is estimated from it by replay on
+random orders. Every other unit (a search) is one point as it ran. Every point
+carries its cost per question: computed tokens (prompt tokens not served from
+the cache, completion and verifier tokens), FLOPs and wall time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from testtime.analysis.estimators import bootstrap_interval, pass_at_k, replay, sample_orders
+from testtime.analysis.fits import fit_coverage, fit_log_compute
+from testtime.analysis.policy import (
+    LEVELS, Option, assign_levels, cost_to_match, cross_validated, learn_policy, level_edges, probe_easiness,
+)
+from testtime.answers import answers_match, normalize_answer
+from testtime.selection import Candidate
+from testtime.strategies import ParallelStrategy, Strategy
+
+POOL = "pool"
+PASS_AT_K = "pass@k"
+DEFAULT_PROBE = 4
+BASELINES = ("best_of_n", "weighted_best_of_n", "majority")  # the first present is "best-of-N"
+
+
+@lru_cache(maxsize=None)
+def _match(answer: str | None, gold: str) -> bool:
+    return answers_match(answer, gold)
+
+
+@dataclass
+class Cost:
+    """Per-question cost arrays of one point."""
+
+    tokens: np.ndarray
+    flops: np.ndarray
+    wall: np.ndarray
+
+    def means(self) -> dict:
+        return {"tokens": float(self.tokens.mean()), "flops": float(self.flops.mean()),
+                "wall_seconds": float(self.wall.mean())}
+
+
+@dataclass
+class Point:
+    """One strategy at one budget: expected correctness and cost per question."""
+
+    strategy: str
+    budget: int
+    source: str  # "pool" (estimated from the shared pool) or "run" (ran as itself)
+    correct: np.ndarray
+    cost: Cost
+    samples: float | None = None  # mean samples used (pool estimates)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean())
+
+    def to_dict(self, seed: int) -> dict:
+        lo, hi = bootstrap_interval(self.correct, seed=seed)
+        return {"strategy": self.strategy, "budget": self.budget, "source": self.source,
+                "accuracy": self.accuracy, "ci95": [lo, hi], "questions": int(self.correct.size),
+                **self.cost.means(), **({"samples": self.samples} if self.samples is not None else {})}
+
+
+@dataclass
+class PoolQuestion:
+    """One question's pool under one seed, with what it cost."""
+
+    candidates: list[Candidate]
+    correct: list[bool]
+    ledger: dict
+
+    @classmethod
+    def from_line(cls, line: dict) -> PoolQuestion:
+        cands = [Candidate(text=c["text"], answer=c["answer"], key=normalize_answer(c["answer"]),
+                           tokens=c["tokens"], score=c.get("score"), step_scores=tuple(c.get("step_scores") or ()))
+                 for c in line["candidates"]]
+        return cls(cands, [_match(c.answer, line["gold"]) for c in cands], line["ledger"])
+
+    def cost_of(self, samples: float, tokens: float) -> tuple[float, float, float]:
+        """Computed tokens, FLOPs, wall seconds of using ``samples`` samples of ``tokens`` tokens."""
+        led, n = self.ledger, len(self.candidates)
+        prompt = led["prompt_tokens"] - led["cached_prompt_tokens"]
+        computed = prompt + led["completion_tokens"]
+        per_token = led["policy_flops"] / computed if computed else 0.0
+        share = samples / n
+        return (prompt + tokens + led["verifier_tokens"] * share,
+                per_token * (prompt + tokens) + led["verifier_flops"] * share,
+                led["wall_seconds"] * (tokens / led["completion_tokens"] if led["completion_tokens"] else share))
+
+
+def run_cost(line: dict) -> tuple[float, float, float]:
+    led = line["ledger"]
+    tokens = led["prompt_tokens"] - led["cached_prompt_tokens"] + led["completion_tokens"] + led["verifier_tokens"]
+    return (tokens, led["policy_flops"] + led["verifier_flops"], led["wall_seconds"])
+
+
+def _power_budgets(largest: int) -> list[int]:
+    return [2**i for i in range(int(math.log2(largest)) + 1)]
+
+
+class SweepAnalysis:
+    """Everything the report shows, computed from one run's stored lines."""
+
+    def __init__(self, lines_by_unit: Sequence[tuple[dict, list[dict]]], *, strategies: Sequence[str] = (),
+                 orders: int = 64, probe: int = DEFAULT_PROBE, seed: int = 0):
+        self.seed, self.orders_count = seed, orders
+        pools = [(d, lines) for d, lines in lines_by_unit if d["strategy"] == POOL and lines]
+        runs = [(d, lines) for d, lines in lines_by_unit if d["strategy"] != POOL and lines]
+        first = (pools or runs or [({}, [])])[0][1]
+        if not first:
+            raise ValueError("the run holds no results to analyse")
+        self.ids = [line["id"] for line in first]
+        self.index = {qid: i for i, qid in enumerate(self.ids)}
+        self.lines = {qid: line for qid, line in zip(self.ids, first)}
+        self.pools = [{line["id"]: PoolQuestion.from_line(line) for line in lines} for _, lines in pools]
+        self.pool_size = min((len(q.candidates) for p in self.pools for q in p.values()), default=0)
+        self.probe = min(probe, self.pool_size) if self.pool_size else 0
+        self.run_lines = {(d["strategy"], d.get("budget")): [] for d, _ in runs}
+        for d, lines in runs:
+            self.run_lines[(d["strategy"], d.get("budget"))].append({line["id"]: line for line in lines})
+        self.points = self._pool_points(strategies) + self._run_points()
+
+    # -- points -------------------------------------------------------------------------------------
+    def _pool_points(self, names: Sequence[str]) -> list[Point]:
+        if not self.pools:
+            return []
+        names = [n for n in names if issubclass(Strategy.lookup(n), ParallelStrategy)] or list(BASELINES[:1] + ("majority",))
+        rng = np.random.default_rng(self.seed)
+        orders = sample_orders(self.pool_size, self.orders_count, rng)
+        points = []
+        for k in _power_budgets(self.pool_size):
+            points.append(self._pass_at_k_point(k))
+            for name in dict.fromkeys(names):
+                cls = Strategy.lookup(name)
+                if cls.fixed_budget and cls.fixed_budget != k:
+                    continue
+                points.append(self._replayed_point(Strategy.create(name, budget=k), orders))
+        return points
+
+    def _per_question(self, fn) -> tuple[np.ndarray, Cost]:
+        """Average fn(pool question) -> (correct, tokens, flops, wall) over seeds, per question."""
+        rows = np.zeros((len(self.ids), 4))
+        for pool in self.pools:
+            for qid, q in pool.items():
+                rows[self.index[qid]] += fn(q)
+        rows /= len(self.pools)
+        return rows[:, 0], Cost(rows[:, 1], rows[:, 2], rows[:, 3])
+
+    def _pass_at_k_point(self, k: int) -> Point:
+        def one(q: PoolQuestion):
+            n = len(q.candidates)
+            return (pass_at_k(n, sum(q.correct), k), *q.cost_of(k, k * sum(c.tokens for c in q.candidates) / n))
+        correct, cost = self._per_question(one)
+        return Point(PASS_AT_K, k, POOL, correct, cost, samples=float(k))
+
+    def _replayed_point(self, strategy: ParallelStrategy, orders: np.ndarray) -> Point:
+        used = []
+
+        def one(q: PoolQuestion):
+            r = replay(strategy, q.candidates[: self.pool_size], q.correct, orders)
+            used.append(r.samples)
+            return (r.accuracy, *q.cost_of(r.samples, r.tokens))
+        correct, cost = self._per_question(one)
+        return Point(strategy.name, strategy.budget, POOL, correct, cost, samples=float(np.mean(used)))
+
+    def _run_points(self) -> list[Point]:
+        points = []
+        for (name, budget), seeds in self.run_lines.items():
+            rows = np.zeros((len(self.ids), 4))
+            for by_id in seeds:
+                for qid, line in by_id.items():
+                    rows[self.index[qid]] += (bool(line["correct"]), *run_cost(line))
+            rows /= len(seeds)
+            points.append(Point(name, budget or 1, "run", rows[:, 0], Cost(rows[:, 1], rows[:, 2], rows[:, 3])))
+        return points
+
+    def curve(self, strategy: str) -> list[Point]:
+        return sorted((p for p in self.points if p.strategy == strategy), key=lambda p: p.budget)
+
+    @property
+    def strategies(self) -> list[str]:
+        return list(dict.fromkeys(p.strategy for p in self.points))
+
+    @property
+    def baseline(self) -> str | None:
+        return next((b for b in BASELINES if self.curve(b)), None)
+
+    # -- fits ---------------------------------------------------------------------------------------
+    def fits(self) -> dict:
+        out = {}
+        for name in self.strategies:
+            curve = [p for p in self.curve(name) if p.cost.tokens.mean() > 0]
+            if len({p.budget for p in curve}) < 2:
+                continue
+            out[name] = {axis: fit_log_compute([getattr(p.cost, axis).mean() for p in curve],
+                                               [p.accuracy for p in curve], axis).to_dict()
+                         for axis in ("tokens", "flops") if all(getattr(p.cost, axis).mean() > 0 for p in curve)}
+        return out
+
+    def coverage(self) -> dict | None:
+        curve = self.curve(PASS_AT_K)
+        try:
+            fit = fit_coverage([p.budget for p in curve], [p.accuracy for p in curve])
+        except ValueError as exc:
+            return {"error": str(exc)}
+        far = [4 * self.pool_size, 16 * self.pool_size]
+        return {**fit.to_dict(), "extrapolated": [{"k": k, "pass@k": fit.predict(k)[0],
+                                                   "ci95": list(fit.predict(k)[1:])} for k in far]}
+
+    # -- difficulty -----------------------------------------------------------------------------------
+    def oracle_difficulty(self) -> np.ndarray:
+        """1 - pass@1 in the pool (uses gold answers)."""
+        correct, _ = self._per_question(lambda q: (float(np.mean(q.correct)), 0, 0, 0))
+        return 1.0 - correct
+
+    def predicted_difficulty(self) -> np.ndarray:
+        """1 - easiness of the probe (the first samples of the first seed's pool; no gold answers)."""
+        pool = self.pools[0]
+        return np.array([1.0 - probe_easiness([c.key for c in pool[q].candidates[: self.probe]],
+                                              [c.score for c in pool[q].candidates[: self.probe]])
+                         for q in self.ids])
+
+    def best_per_level(self, difficulty: np.ndarray) -> list[dict]:
+        levels = assign_levels(difficulty, level_edges(difficulty))
+        out = []
+        for level in range(1, LEVELS + 1):
+            rows = np.flatnonzero(levels == level)
+            if rows.size == 0:
+                out.append({"level": level, "questions": 0})
+                continue
+            scored = [p for p in self.points if p.strategy != PASS_AT_K]
+            best = max(scored, key=lambda p: (p.correct[rows].mean(), -p.cost.tokens[rows].mean()))
+            out.append({"level": level, "questions": int(rows.size), "best": f"{best.strategy}@{best.budget}",
+                        "accuracy": float(best.correct[rows].mean()), "tokens": float(best.cost.tokens[rows].mean()),
+                        "points": {f"{p.strategy}@{p.budget}": float(p.correct[rows].mean()) for p in scored}})
+        return out
+
+    # -- compute-optimal policy ---------------------------------------------------------------------
+    def options(self) -> list[Option]:
+        """Every scored point as a policy option; its cost includes the probe it follows."""
+        probe = self._probe_cost()
+        out = []
+        for p in self.points:
+            if p.strategy == PASS_AT_K:
+                continue
+            # A parallel option continues the probe's sample stream; a search pays for the probe on top.
+            cost = np.maximum(p.cost.tokens, probe) if p.source == POOL else p.cost.tokens + probe
+            out.append(Option(p.strategy, p.budget, p.correct, cost))
+        return out
+
+    def _probe_cost(self) -> np.ndarray:
+        pool = self.pools[0]
+        return np.array([pool[q].cost_of(self.probe, sum(c.tokens for c in pool[q].candidates[: self.probe]))[0]
+                         for q in self.ids])
+
+    def compute_optimal(self) -> dict | None:
+        """The cross-validated policy's curve against best-of-N, with efficiency ratios."""
+        base = self.baseline
+        if not self.pools or base is None or len(self.ids) < 4:
+            return None
+        options, difficulty = self.options(), self.predicted_difficulty()
+        baseline = self.curve(base)
+        base_costs = [p.cost.tokens.mean() for p in baseline]
+        base_accs = [p.accuracy for p in baseline]
+        curve = []
+        for point in baseline:
+            limit = float(point.cost.tokens.mean())
+            correct, cost, policies = cross_validated(options, difficulty, self.ids, limit, seed=self.seed)
+            acc, spent = float(correct.mean()), float(cost.mean())
+            match = cost_to_match(base_costs, base_accs, acc)
+            curve.append({"budget": point.budget, "limit_tokens": limit, "accuracy": acc,
+                          "ci95": list(bootstrap_interval(correct, seed=self.seed)), "tokens": spent,
+                          "baseline_accuracy": point.accuracy,
+                          "baseline_tokens_to_match": match,
+                          "efficiency": (match / spent) if match else None,
+                          "efficiency_at_least": None if match else max(base_costs) / spent,
+                          "folds": [p.to_dict() for p in policies]})
+        return {"baseline": base, "probe": self.probe, "curve": curve}
+
+    def deployable_policy(self) -> dict | None:
+        """Per baseline budget, the policy learned on every question: what `compute_optimal` runs."""
+        base = self.baseline
+        if not self.pools or base is None:
+            return None
+        options, difficulty = self.options(), self.predicted_difficulty()
+        rows = np.arange(len(self.ids))
+        tables = {str(p.budget): learn_policy(options, difficulty, rows, float(p.cost.tokens.mean())).to_dict()
+                  for p in self.curve(base)}
+        return {"version": 1, "probe": self.probe, "baseline": base, "difficulty": "1 - probe_easiness",
+                "budgets": tables}
+
+    # -- everything -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        oracle = self.oracle_difficulty() if self.pools else None
+        return {
+            "questions": len(self.ids),
+            "pool_size": self.pool_size,
+            "seeds": len(self.pools),
+            "orders": self.orders_count,
+            "points": [p.to_dict(self.seed) for p in self.points],
+            "fits": self.fits(),
+            "coverage": self.coverage() if self.pools else None,
+            "difficulty": None if oracle is None else {
+                "oracle": self.best_per_level(oracle),
+                "predicted": self.best_per_level(self.predicted_difficulty()),
+                "oracle_of_question": oracle.tolist(),
+                "predicted_of_question": self.predicted_difficulty().tolist(),
+            },
+            "compute_optimal": self.compute_optimal(),
+        }

@@ -1,0 +1,103 @@
+"""A small fake run for the report tests: a shared sample pool and two beam searches.
+
+The generators are the deterministic fakes of fakes.py, not a model. Each question
+"What is a + b?" has its own chance that a sample is right, so the questions span
+easy to hard and the difficulty panels have something to bin. A wrong sample either
+miscalculates (the arithmetic verifier catches it) or answers a - b with correct
+arithmetic (it does not), so verifier-guided selection helps without being perfect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fakes import SeededGenerator, StepGenerator
+from testtime.analysis.sweep import SweepAnalysis
+from testtime.report import explorer_data, write_report
+from testtime.runner import Unit
+from testtime.strategies import Context, Strategy
+from testtime.tasks import Task
+from testtime.verifiers import Verifier
+
+HOSTILE = "</script><b>x"  # a question text that must not break out of the embedded JSON
+
+
+def make_tasks(count: int = 12) -> list[Task]:
+    tasks = []
+    for i in range(count):
+        a, b = 3 + 7 * i, 2 + 3 * i
+        question = f"What is {a} + {b}?" + (f" {HOSTILE}" if i == 1 else "")
+        tasks.append(Task(f"q{i}", question, str(a + b), meta={"a": a, "b": b, "p_right": 1 - i / (count - 1)}))
+    return tasks
+
+
+def _solution(a: int, b: int, kind: str) -> list[str]:
+    """The steps of one answer: "right", "slip" (false arithmetic) or "minus" (wrong operation)."""
+    if kind == "right":
+        return [f"{a} + {b} = {a + b}\n\n", f"The answer is: {a + b}"]
+    if kind == "slip":
+        return [f"{a} + {b} = {a + b + 1}\n\n", f"The answer is: {a + b + 1}"]
+    return [f"{a} - {b} = {a - b}\n\n", f"The answer is: {a - b}"]
+
+
+def _task_of(tasks: list[Task], message: str) -> Task:
+    return next(t for t in tasks if t.question in message)
+
+
+def _kind(task: Task, draw: int) -> str:
+    if draw % 100 < 100 * task.meta["p_right"]:
+        return "right"
+    return "slip" if draw % 2 else "minus"
+
+
+def fake_run(tasks: list[Task], seeds: tuple[int, ...] = (0, 1)) -> list[tuple[dict, list[dict]]]:
+    """(unit description, result lines) per unit, as the run store hands them to the analysis."""
+    verifier = Verifier.from_name("arithmetic")
+
+    def whole(message: str, draw: int) -> str:
+        task = _task_of(tasks, message)
+        return "".join(_solution(task.meta["a"], task.meta["b"], _kind(task, draw)))
+
+    def step(message: str, steps: list[str], index: int) -> str:
+        task = _task_of(tasks, message)
+        a, b = task.meta["a"], task.meta["b"]
+        if not steps:  # the first step's quality cycles with the sample index
+            kinds = ["right", "slip", "minus"] if task.meta["p_right"] > 0.3 else ["slip", "minus", "slip"]
+            return _solution(a, b, kinds[index % 3])[0]
+        for kind in ("right", "slip", "minus"):
+            if steps[0] == _solution(a, b, kind)[0].strip():
+                return _solution(a, b, kind)[1]
+        return "The answer is: 0"
+
+    units = []
+    for seed in seeds:
+        units.append((Unit(Strategy.create("pool", budget=8), seed),
+                      Context(generator=SeededGenerator(whole), verifier=verifier, seed=seed)))
+    for budget in (2, 4):
+        units.append((Unit(Strategy.create("beam_search", budget=budget, width=2), 0),
+                      Context(generator=StepGenerator(step), verifier=verifier)))
+    out = []
+    for unit, ctx in units:
+        results = unit.strategy.solve(tasks, ctx)
+        out.append(({"strategy": unit.strategy.name, "budget": unit.strategy.budget, "seed": unit.seed},
+                    [unit.line(r) for r in results]))
+    return out
+
+
+def build_report(run_dir: Path, *, train_vs_test: bool = True) -> tuple[list[Path], dict, list[dict]]:
+    """Run the fake sweep, analyse it, and write the report into run_dir."""
+    tasks = make_tasks()
+    lines_by_unit = fake_run(tasks)
+    scaling = SweepAnalysis(lines_by_unit, strategies=["majority", "best_of_n", "single"]).to_dict()
+    if train_vs_test:
+        scaling["train_vs_test"] = {
+            "note": "the policy learned on half the questions, scored on the other half",
+            "rows": [{"budget": 2, "train_accuracy": 0.81, "test_accuracy": 0.74, "train_tokens": 61.0,
+                      "test_tokens": 63.5}, {"budget": 8, "train_accuracy": 0.9, "test_accuracy": 0.83,
+                                             "train_tokens": 190.0, "test_tokens": 201.2}],
+        }
+    explorer = explorer_data(lines_by_unit)
+    meta = {"model": "scripted fake", "dataset": "synthetic addition", "questions": len(tasks),
+            "date": "2025-01-01"}
+    paths = write_report(run_dir, scaling, explorer, title="Fake scaling sweep", meta=meta)
+    return paths, scaling, explorer

@@ -1,0 +1,99 @@
+"""The sweep analysis on a stored pool, and the compute_optimal strategy, on the scripted
+generator (a deterministic fake: easy questions are always answered right, hard ones
+split their votes, so every expected count is exact). The real model runs them in
+test_cli.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fakes import ScriptedGenerator
+from testtime.analysis.sweep import PASS_AT_K, SweepAnalysis
+from testtime.runner import Unit
+from testtime.strategies import Context, Strategy
+from testtime.tasks import Task
+
+EASY = [Task(f"e{i}", f"easy question {i}", "4") for i in range(6)]
+HARD = [Task(f"h{i}", f"hard question {i}", "9") for i in range(6)]
+
+
+def script(question: str, index: int) -> str:
+    if question.startswith("easy"):
+        return "2 + 2 = 4\n\nThe answer is 4"
+    # One right answer in four, and three different wrong ones: a split vote.
+    return f"The answer is {[9, 1, 2, 3][index % 4]}"
+
+
+def pooled_lines(size=8):
+    tasks = EASY + HARD
+    unit = Unit(Strategy.create("pool", budget=size), 0)
+    results = unit.strategy.solve(tasks, Context(generator=ScriptedGenerator(script)))
+    return [(unit.description(), [unit.line(r) for r in results])]
+
+
+def test_the_analysis_estimates_every_budget_from_one_pool():
+    analysis = SweepAnalysis(pooled_lines(), strategies=["majority", "single"], orders=32)
+    by = {(p.strategy, p.budget): p for p in analysis.points}
+    assert sorted(b for s, b in by if s == "majority") == [1, 2, 4, 8]
+    assert ("single", 1) in by and ("single", 2) not in by
+    # pass@k: easy questions always 1; hard ones have 2 right of 8: 1 - C(6,k)/C(8,k).
+    assert by[(PASS_AT_K, 2)].accuracy == pytest.approx((6 + 6 * (1 - 15 / 28)) / 12)
+    # majority@1 is one random sample: a hard question is right with probability 1/4.
+    assert by[("majority", 1)].correct[6:].mean() == pytest.approx(0.25, abs=0.15)
+    assert by[("majority", 8)].correct[:6].tolist() == [1.0] * 6
+    # Costs grow with the samples used; a budget-k point pays k samples' tokens.
+    tokens = [by[("majority", k)].cost.tokens.mean() for k in (1, 2, 4, 8)]
+    assert tokens == sorted(tokens) and tokens[-1] > 4 * tokens[0] * 0.9
+    # Oracle difficulty: easy questions have pass@1 = 1, hard ones 1/4.
+    assert analysis.oracle_difficulty().tolist() == [0.0] * 6 + [0.75] * 6
+    # The probe's agreement tells them apart without gold answers.
+    predicted = analysis.predicted_difficulty()
+    assert predicted[:6].max() < predicted[6:].min()
+    scaling = analysis.to_dict()
+    assert json.loads(json.dumps(scaling))["questions"] == 12
+    assert scaling["compute_optimal"]["baseline"] == "majority"
+
+
+def write_policy(path, probe=2, easy=("majority", 2), hard=("majority", 8)):
+    choices = [dict(zip(("strategy", "budget"), easy))] + [dict(zip(("strategy", "budget"), hard))] * 4
+    path.write_text(json.dumps({"version": 1, "probe": probe, "budgets": {
+        "8": {"edges": [0.3, 0.3, 0.3, 0.3], "choices": choices}}}))
+    return path
+
+
+def test_compute_optimal_spends_the_probe_on_easy_questions_and_more_on_hard_ones(tmp_path):
+    policy = write_policy(tmp_path / "policy.json")
+    gen = ScriptedGenerator(script)
+    results = Strategy.create("compute_optimal", budget=8, policy=str(policy)).solve(EASY[:2] + HARD[:2], Context(generator=gen))
+    assert [len(r.candidates) for r in results] == [2, 2, 8, 8]
+    assert [r.details["probe"]["choice"] for r in results] == ["majority@2"] * 2 + ["majority@8"] * 2
+    assert [r.details["probe"]["level"] for r in results] == [1, 1, 5, 5]
+    # The probe's samples are the first of the hard questions' eight: nothing is drawn twice.
+    assert gen.drawn == {"easy question 0": 2, "easy question 1": 2, "hard question 0": 8, "hard question 1": 8}
+    for r in results:
+        assert r.ledger.completion_tokens == sum(c.tokens for c in r.candidates)
+    assert [r.prediction for r in results[:2]] == ["4", "4"]
+
+
+def test_compute_optimal_errors_name_the_file_and_the_budget(tmp_path):
+    policy = write_policy(tmp_path / "policy.json")
+    with pytest.raises(ValueError, match="no policy for budget 4; it has budgets 8"):
+        Strategy.create("compute_optimal", budget=4, policy=str(policy)).solve(EASY[:1], Context(ScriptedGenerator(script)))
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="cannot read the policy .*bad.json"):
+        Strategy.create("compute_optimal", budget=8, policy=str(tmp_path / "bad.json")).solve(
+            EASY[:1], Context(ScriptedGenerator(script)))
+
+
+def test_the_deployable_policy_runs_as_compute_optimal(tmp_path):
+    analysis = SweepAnalysis(pooled_lines(), strategies=["majority"], orders=16)
+    policy = analysis.deployable_policy()
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    results = Strategy.create("compute_optimal", budget=8, policy=str(tmp_path / "policy.json")).solve(
+        EASY + HARD, Context(generator=ScriptedGenerator(script)))
+    used = np.array([len(r.candidates) for r in results])
+    # Easy questions need no more than the probe; the policy never spends more than the pool held.
+    assert used[:6].max() <= policy["probe"] <= used[6:].min() and used.max() <= 8
