@@ -48,3 +48,19 @@ def gsm8k_tasks():
     from testtime.tasks import load_dataset
 
     return load_dataset("gsm8k", data_root=SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """`testtime demo`, small, on the real embedded model: its run directory with the report."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "testtime", "demo", "--limit", "4", "--max-budget", "4", "--search-budget", "2",
+         "--strategy", "majority", "--strategy", "best_of_n", "--strategy", "adaptive_consistency",
+         "--strategy", "beam_search", "--max-tokens", "96", "--out", str(out)],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -158,3 +158,19 @@ def test_cost_to_match_interpolates_in_log_cost():
     assert cost_to_match(costs, accs, 0.05) == 1
     assert cost_to_match(costs, accs, 0.5) is None
     assert cost_to_match([1, 2, 4], [0.3, 0.2, 0.35], 0.3) == 1  # the running maximum
+
+
+def test_train_vs_test_multiplier_reduces_to_snells_and_picks_within_the_matched_flops():
+    from testtime.analysis.train_vs_test import ModelCost, compare, test_time_multiplier
+
+    small, large = ModelCost("s", 100, 1e9), ModelCost("l", 300, 1e9)
+    for ratio in (0.16, 1.0, 22.0):  # equal pretraining tokens: X = M + 3 (M - 1) / R
+        assert test_time_multiplier(small, large, ratio) == pytest.approx(3 + 3 * 2 / ratio)
+    with pytest.raises(ValueError, match="must be > 0"):
+        test_time_multiplier(small, large, 0)
+    points = [{"strategy": "majority", "budget": b, "accuracy": a, "ci95": [a - 0.1, a + 0.1], "flops": 200.0 * 10 * b}
+              for b, a in ((1, 0.1), (4, 0.3), (16, 0.5))]
+    # Large model: 10 tokens per query. R = 1: X = 9, so 2*100*9*10 = 18,000 FLOPs: budget 4 fits, 16 does not.
+    out = compare(small, large, 0.2, [0.15, 0.25], 10.0, points, [1.0, 0.16])
+    assert out["rows"][0]["small_best"] == "majority@4" and out["rows"][0]["winner"] == "test-time (small), within the intervals"
+    assert out["rows"][1]["small_best"] == "majority@16" and out["rows"][1]["winner"] == "test-time (small)"

@@ -91,7 +91,8 @@ def print_table(rows: list[dict]) -> None:
 @app.command()
 def run(
     dataset: str = typer.Option("gsm8k", help="gsm8k, math500, sample, a .jsonl path, or hf:NAME"),
-    strategy: list[str] = typer.Option(["majority"], help="strategy name (see `testtime strategies`); repeat for several"),
+    strategy: list[str] = typer.Option(["majority"], help="strategy name (see `testtime strategies`), or NAME@B1,B2 "
+                                                         "for its own budgets; repeat for several"),
     n: list[int] = typer.Option([8], "--n", "--budget", help="budget: complete solutions' worth of generation; repeat for several"),
     verifier: Optional[str] = typer.Option(None, help="verifier name, e.g. arithmetic; scores every candidate"),
     aggregation: Optional[str] = typer.Option(None, help="step-score aggregation: product (default), min, last, mean"),
@@ -143,9 +144,11 @@ def run(
                                 step_tokens=step_tokens, delimiter=delimiter, policy=policy)
         ver = _make_verifier(verifier, aggregation)
         units = _units(strategy, n, seed, params, ver)  # checks every strategy and option
-        pooled = [name for name in dict.fromkeys(strategy) if _is_parallel(name)] if pool else []
+        specs = dict(_budget_spec(spec) for spec in strategy)
+        pooled = [name for name in specs if _is_parallel(name)] if pool else []
         if pooled:
-            units = [Unit(Strategy.create("pool", budget=max(n)), s) for s in seed] + [
+            size = max([*n, *(b for name in pooled for b in specs[name])])
+            units = [Unit(Strategy.create("pool", budget=size), s) for s in seed] + [
                 u for u in units if u.strategy.name not in pooled]
         plan = Plan(units, tasks, chunk_size)
         sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
@@ -205,7 +208,8 @@ def _execute_plan(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier],
 def _units(names: list[str], budgets: list[int], seeds: list[int], params: dict,
            verifier: Optional[Verifier]) -> list[Unit]:
     """Every strategy at every budget and seed; a search option no chosen strategy takes is an error."""
-    classes = {name: Strategy.lookup(name) for name in dict.fromkeys(names)}
+    own_budgets = dict(_budget_spec(spec) for spec in names)
+    classes = {name: Strategy.lookup(name) for name in own_budgets}
     for option in params:
         if not any(option in cls.parameters() for cls in classes.values()):
             takers = sorted(n for n, c in Strategy.registry.items() if option in c.parameters())
@@ -215,11 +219,20 @@ def _units(names: list[str], budgets: list[int], seeds: list[int], params: dict,
     units: list[Unit] = []
     for name, cls in classes.items():
         own = {k: v for k, v in params.items() if k in cls.parameters()}
-        for budget in sorted({cls.fixed_budget} if cls.fixed_budget else set(budgets)):
+        for budget in sorted({cls.fixed_budget} if cls.fixed_budget else set(own_budgets[name] or budgets)):
             chosen = Strategy.create(name, budget=budget, **own)
             chosen.check(verifier)
             units += [Unit(chosen, s) for s in seeds]
     return units
+
+
+def _budget_spec(spec: str) -> tuple[str, list[int]]:
+    """'beam_search@4,16' -> ('beam_search', [4, 16]); a plain name takes the --n budgets."""
+    name, _, budgets = spec.partition("@")
+    try:
+        return name, [int(b) for b in budgets.split(",")] if budgets else []
+    except ValueError:
+        raise ValueError(f"--strategy {spec!r}: budgets after '@' must be integers, e.g. beam_search@4,16") from None
 
 
 def _meta(dataset: str, model: str, verifier: Optional[str], sampling: SamplingParams) -> dict:
@@ -320,11 +333,15 @@ def print_points(scaling: dict) -> None:
             console.print(f"  {name}: accuracy = {t['a']:.3f} + {t['b']:.4f} ln(tokens), R^2 {t['r2']:.2f}")
     optimal = scaling.get("compute_optimal")
     for row in (optimal or {}).get("curve", []):
-        ratio = (f"{row['efficiency']:.2f}x" if row["efficiency"] is not None
-                 else f">= {row['efficiency_at_least']:.2f}x")
-        console.print(f"  compute-optimal at the cost of {optimal['baseline']}@{row['budget']}: "
+        if row["efficiency"] is not None:
+            ratio = f"{optimal['baseline']} needs {row['efficiency']:.2f}x the compute to match"
+        elif row["efficiency_at_least"] is not None:
+            ratio = f"{optimal['baseline']} never matches it (>= {row['efficiency_at_least']:.2f}x)"
+        else:
+            ratio = f"{optimal['baseline']}'s cheapest point already matches it (no ratio)"
+        console.print(f"  compute-optimal within the cost of {optimal['baseline']}@{row['budget']}: "
                       f"{row['accuracy']:.1%} with {row['tokens']:,.0f} tokens/q (baseline "
-                      f"{row['baseline_accuracy']:.1%}); {optimal['baseline']} needs {ratio} the compute to match")
+                      f"{row['baseline_accuracy']:.1%}); {ratio}")
 
 
 @app.command()
@@ -338,6 +355,50 @@ def report(run_dir: Path = typer.Argument(..., help="a run directory (holding ru
     except ValueError as exc:
         _fail(f"{run_dir}: {exc}")
     store.close()
+
+
+@app.command("train-vs-test")
+def train_vs_test(
+    sweep_dir: Path = typer.Argument(..., help="the small model's sweep (run directory)"),
+    large_run: Path = typer.Argument(..., help="a larger model's greedy run on the same questions (`run --strategy single --temperature 0`)"),
+    small_pretrain_tokens: float = typer.Option(2e12, help="the small model's pretraining tokens (SmolLM2-135M: 2T)"),
+    large_pretrain_tokens: float = typer.Option(6e12, help="the larger model's pretraining tokens (Gemma 3 270M: 6T)"),
+    ratio: list[float] = typer.Option([0.1, 1.0, 10.0], help="R = inference tokens / pretraining tokens; repeat"),
+):
+    """FLOPs-matched: the small model with test-time compute against a larger model answering greedily."""
+    from testtime.analysis.sweep import SweepAnalysis
+    from testtime.analysis.train_vs_test import ModelCost, compare
+
+    for d in (sweep_dir, large_run):
+        if not (d / "run.db").exists():
+            _fail(f"{d} holds no run (no run.db)")
+    small_store, large_store = RunStore(sweep_dir), RunStore(large_run)
+    try:
+        large_units = [(d, lines) for d, lines in large_store.lines_by_unit() if lines]
+        if not large_units:
+            raise ValueError(f"{large_run} holds no results")
+        description, lines = large_units[0]
+        small_lines = small_store.lines_by_unit()
+        small_ids = {line["id"] for _, ls in small_lines for line in ls}
+        if {line["id"] for line in lines} != small_ids:
+            raise ValueError(f"{large_run} and {sweep_dir} were run on different questions")
+        small_meta, large_meta = small_store.get_meta("run", {}), large_store.get_meta("run", {})
+        large = ModelCost(large_meta.get("model", "large"), int(large_meta["parameters"]), large_pretrain_tokens)
+        small = ModelCost(small_meta.get("model", "small"), int(small_meta["parameters"]), small_pretrain_tokens)
+        [row] = large_store.summary([(description, lines)])["results"]
+        points = SweepAnalysis(small_lines, strategies=small_store.config.get("pool_strategies", ())).to_dict()["points"]
+        result = compare(small, large, row["accuracy"], row["ci95"], row["policy_flops"] / len(lines) / (2 * large.parameters),
+                         points, ratio)
+    except (ValueError, KeyError) as exc:
+        _fail(f"train-vs-test: {exc}")
+    small_store.set_meta("train_vs_test", {**result, "large_run": str(large_run), "large_strategy": description})
+    for r in result["rows"]:
+        small_side = f"{r['small_best']} {r['small_accuracy']:.1%}" if r["small_best"] else "no swept point fits"
+        console.print(f"  R={r['R']:g}: X={r['X']:.1f}; small model {small_side} against the larger model's "
+                      f"greedy {r['large_accuracy']:.1%}: {r['winner']}")
+    write_analysis(small_store)
+    small_store.close()
+    large_store.close()
 
 
 def _is_search(name: str) -> bool:

@@ -28,7 +28,7 @@ from testtime.strategies import ParallelStrategy, Strategy
 
 POOL = "pool"
 PASS_AT_K = "pass@k"
-DEFAULT_PROBE = 4
+DEFAULT_PROBE = 2  # samples: the cheapest probe whose agreement means something
 BASELINES = ("best_of_n", "weighted_best_of_n", "majority")  # the first present is "best-of-N"
 
 
@@ -275,16 +275,20 @@ class SweepAnalysis:
         base_accs = [p.accuracy for p in baseline]
         curve = []
         for point in baseline:
+            if point.budget < self.probe:  # the probe alone would spend more than this budget
+                continue
             limit = float(point.cost.tokens.mean())
             correct, cost, policies = cross_validated(options, difficulty, self.ids, limit, seed=self.seed)
             acc, spent = float(correct.mean()), float(cost.mean())
             match = cost_to_match(base_costs, base_accs, acc)
+            if match == min(base_costs):  # already matched by the cheapest baseline point: no ratio to claim
+                match = None
             curve.append({"budget": point.budget, "limit_tokens": limit, "accuracy": acc,
                           "ci95": list(bootstrap_interval(correct, seed=self.seed)), "tokens": spent,
                           "baseline_accuracy": point.accuracy,
                           "baseline_tokens_to_match": match,
                           "efficiency": (match / spent) if match else None,
-                          "efficiency_at_least": None if match else max(base_costs) / spent,
+                          "efficiency_at_least": max(base_costs) / spent if acc > max(base_accs) else None,
                           "folds": [p.to_dict() for p in policies]})
         return {"baseline": base, "probe": self.probe, "curve": curve}
 
@@ -296,7 +300,7 @@ class SweepAnalysis:
         options, difficulty = self.options(), self.predicted_difficulty()
         rows = np.arange(len(self.ids))
         tables = {str(p.budget): learn_policy(options, difficulty, rows, float(p.cost.tokens.mean())).to_dict()
-                  for p in self.curve(base)}
+                  for p in self.curve(base) if p.budget >= self.probe}
         return {"version": 1, "probe": self.probe, "baseline": base, "difficulty": "1 - probe_easiness",
                 "budgets": tables}
 
