@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fakes import SeededGenerator, StepGenerator
 from testtime.analysis.sweep import SweepAnalysis
+from testtime.analysis.train_vs_test import ModelCost, compare
 from testtime.report import explorer_data, write_report
 from testtime.runner import Unit
 from testtime.strategies import Context, Strategy
@@ -33,11 +34,8 @@ def make_tasks(count: int = 12) -> list[Task]:
 
 def _solution(a: int, b: int, kind: str) -> list[str]:
     """The steps of one answer: "right", "slip" (false arithmetic) or "minus" (wrong operation)."""
-    if kind == "right":
-        return [f"{a} + {b} = {a + b}\n\n", f"The answer is: {a + b}"]
-    if kind == "slip":
-        return [f"{a} + {b} = {a + b + 1}\n\n", f"The answer is: {a + b + 1}"]
-    return [f"{a} - {b} = {a - b}\n\n", f"The answer is: {a - b}"]
+    op, value = ("-", a - b) if kind == "minus" else ("+", a + b + (kind == "slip"))
+    return [f"{a} {op} {b} = {value}\n\n", f"{value} * 1 = {value}\n\n", f"The answer is: {value}"]
 
 
 def _task_of(tasks: list[Task], message: str) -> Task:
@@ -61,13 +59,14 @@ def fake_run(tasks: list[Task], seeds: tuple[int, ...] = (0, 1)) -> list[tuple[d
     def step(message: str, steps: list[str], index: int) -> str:
         task = _task_of(tasks, message)
         a, b = task.meta["a"], task.meta["b"]
-        if not steps:  # the first step's quality cycles with the sample index
-            kinds = ["right", "slip", "minus"] if task.meta["p_right"] > 0.3 else ["slip", "minus", "slip"]
-            return _solution(a, b, kinds[index % 3])[0]
-        for kind in ("right", "slip", "minus"):
-            if steps[0] == _solution(a, b, kind)[0].strip():
-                return _solution(a, b, kind)[1]
-        return "The answer is: 0"
+        # The first step's quality cycles with the sample index: an easy question's first sample
+        # is right, a medium one needs four samples (budget 4), a hard one's "minus" always wins.
+        p = task.meta["p_right"]
+        kinds = ["right", "slip"] if p > 0.6 else ["slip", "slip", "right", "minus"] if p > 0.3 else ["slip", "minus"]
+        if not steps:
+            return _solution(a, b, kinds[index % len(kinds)])[0]
+        kind = next(k for k in ("right", "slip", "minus") if steps[0] == _solution(a, b, k)[0].strip())
+        return _solution(a, b, kind)[len(steps)]
 
     units = []
     for seed in seeds:
@@ -89,15 +88,11 @@ def build_report(run_dir: Path, *, train_vs_test: bool = True) -> tuple[list[Pat
     tasks = make_tasks()
     lines_by_unit = fake_run(tasks)
     scaling = SweepAnalysis(lines_by_unit, strategies=["majority", "best_of_n", "single"]).to_dict()
-    if train_vs_test:
-        scaling["train_vs_test"] = {
-            "note": "the policy learned on half the questions, scored on the other half",
-            "rows": [{"budget": 2, "train_accuracy": 0.81, "test_accuracy": 0.74, "train_tokens": 61.0,
-                      "test_tokens": 63.5}, {"budget": 8, "train_accuracy": 0.9, "test_accuracy": 0.83,
-                                             "train_tokens": 190.0, "test_tokens": 201.2}],
-        }
+    if train_vs_test:  # the small model's sweep against a 10x larger fake model's greedy answers
+        small, large = ModelCost("fake-small", 135_000_000, 2e12), ModelCost("fake-large", 1_350_000_000, 2e12)
+        scaling["train_vs_test"] = compare(small, large, 0.6, [0.35, 0.85], 30.0, scaling["points"], [0.1, 1.0, 10.0])
     explorer = explorer_data(lines_by_unit)
     meta = {"model": "scripted fake", "dataset": "synthetic addition", "questions": len(tasks),
-            "date": "2025-01-01"}
+            "date": "2025-01-01", "sampling": {"temperature": 0.8, "top_p": 1.0, "max_tokens": 256, "stop": None}}
     paths = write_report(run_dir, scaling, explorer, title="Fake scaling sweep", meta=meta)
     return paths, scaling, explorer

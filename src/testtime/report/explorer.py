@@ -1,0 +1,69 @@
+"""What the search explorer shows: per question, every unit's answer, its samples or its tree."""
+
+from __future__ import annotations
+
+from testtime.answers import answers_match
+
+
+def _clip(text: str | None, limit: int) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def chosen_path(nodes: list[dict], candidates: list[dict], chosen: int | None) -> list[int] | None:
+    """Node ids from the root to the chosen solution, or None.
+
+    A search's candidates are its terminal nodes in tree order (or, cut short, its
+    leaves), so ``chosen`` indexes them; the path's text must spell the candidate,
+    which guards against a strategy that orders its candidates differently.
+    """
+    if chosen is None or chosen >= len(candidates):
+        return None
+    by_id = {n["id"]: n for n in nodes}
+    parents = {n["parent"] for n in nodes}
+    ends = [n for n in nodes if n["terminal"]] or [n for n in nodes if n["parent"] is not None and n["id"] not in parents]
+
+    def path(node: dict) -> list[dict]:
+        out = [node]
+        while out[-1]["parent"] is not None:
+            out.append(by_id[out[-1]["parent"]])
+        return out[::-1]
+
+    want = candidates[chosen]["text"]
+    ordered = [ends[chosen]] if chosen < len(ends) else []
+    for end in ordered + ends:  # the indexed node first, then any end whose text matches
+        nodes_on = path(end)
+        if "".join(n["text"] for n in nodes_on) == want:
+            return [n["id"] for n in nodes_on]
+    return None
+
+
+def _view(unit: dict, line: dict, limit: int) -> dict:
+    gold = line["gold"]
+    tree = line.get("tree")
+    nodes = tree["nodes"] if tree else None
+    return {
+        "strategy": unit["strategy"], "budget": unit.get("budget"), "seed": unit.get("seed"),
+        "kind": "tree" if tree else "pool",
+        "prediction": line.get("prediction"), "correct": bool(line.get("correct")), "chosen": line.get("chosen"),
+        "candidates": [{"answer": c.get("answer"), "score": c.get("score"), "tokens": c.get("tokens"),
+                        "correct": answers_match(c.get("answer"), gold), "text": _clip(c.get("text"), limit)}
+                       for c in line.get("candidates", [])],
+        # Node texts are single steps; clip them too so one runaway step cannot bloat the page.
+        "tree": [{**n, "text": _clip(n.get("text"), limit)} for n in nodes] if nodes is not None else None,
+        "path": chosen_path(nodes, line.get("candidates", []), line.get("chosen")) if nodes else None,
+    }
+
+
+def explorer_data(lines_by_unit: list[tuple[dict, list[dict]]], limit_chars: int = 600) -> list[dict]:
+    """Per question, in the first unit's order: {id, question, gold, views: one per unit that has it}."""
+    units = [(unit, lines) for unit, lines in lines_by_unit if lines]  # a unit not yet run has no lines
+    if not units:
+        return []
+    indexed = [(unit, {line["id"]: line for line in lines}) for unit, lines in units]
+    out = []
+    for first in units[0][1]:
+        qid = first["id"]
+        views = [_view(unit, by_id[qid], limit_chars) for unit, by_id in indexed if qid in by_id]
+        out.append({"id": qid, "question": first["question"], "gold": first["gold"], "views": views})
+    return out

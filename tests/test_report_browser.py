@@ -1,0 +1,112 @@
+"""The HTML report in a real browser: headless Chromium (Debian packages chromium and
+chromium-driver) driven by selenium. The page is opened from file:// with no network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from report_fixture import HOSTILE, build_report
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def ensure_chromium() -> None:
+    """Install the Debian packages when missing (CI runs as root); skip when that cannot be done."""
+    if CHROMIUM.exists() and CHROMEDRIVER.exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("chromium and chromium-driver are not installed, and apt-get cannot run here")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    done = subprocess.run("apt-get update && apt-get install -y chromium chromium-driver", shell=True, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode or not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(f"installing chromium failed: {(done.stdout + done.stderr)[-500:]}")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    ensure_chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    run_dir = tmp_path_factory.mktemp("browser-run")
+    _, scaling, explorer = build_report(run_dir)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: selenium-manager would otherwise try to download one.
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(120)
+    try:
+        driver.get((run_dir / "report.html").as_uri())
+        yield driver, run_dir, explorer
+    finally:
+        driver.quit()
+
+
+def wait(driver, condition, timeout: float = 30):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+
+
+def test_every_plot_renders_without_console_errors(page):
+    driver, *_ = page
+    plots = driver.find_elements("css selector", ".plot")
+    assert len(plots) == 5
+    wait(driver, lambda d: all(p.find_elements("css selector", ".main-svg") for p in plots))
+    # and each drew its data: markers or bars with a size (an empty axis also has a .main-svg)
+    drawn = driver.execute_script("""return [...document.querySelectorAll('.plot')].map(div =>
+        [...div.querySelectorAll('.point')].filter(e => { const b = e.getBBox(); return b.width > 0 && b.height > 0; })
+        .length)""")
+    assert all(n > 0 for n in drawn), drawn
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    # offline: everything the page loaded came from the file itself
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(r.startswith(("file:", "data:", "blob:")) for r in resources), resources
+
+
+def test_picking_a_question_shows_its_search_tree(page):
+    from selenium.webdriver.support.ui import Select
+
+    driver, _, explorer = page
+    # the question with the hostile text: also checks it displays as text, not markup
+    index = next(i for i, q in enumerate(explorer) if HOSTILE in q["question"])
+    assert any(v["kind"] == "tree" for v in explorer[index]["views"])
+    Select(driver.find_element("id", "question-select")).select_by_value(str(index))
+    view = driver.find_element("id", "explorer-view")
+    wait(driver, lambda d: HOSTILE in view.find_element("css selector", ".question").text)
+    assert not view.find_elements("css selector", ".question b")
+    trees = view.find_elements("css selector", "ul.tree")
+    assert len(trees) == sum(v["kind"] == "tree" for v in explorer[index]["views"])
+    nodes = trees[-1].find_elements("css selector", "li")
+    assert len(nodes) >= 2 and trees[-1].find_elements("css selector", "li ul li")  # nested
+    on_path = trees[-1].find_elements("css selector", ".node.on-path")
+    assert len(on_path) == len(explorer[index]["views"][-1]["path"])
+    assert trees[-1].find_elements("css selector", ".badge.end")  # terminal nodes are marked
+    assert view.find_elements("css selector", "ol.pool li")  # and the pool's samples
+
+
+def test_screenshot(page):
+    driver, run_dir, _ = page
+    driver.execute_script("window.scrollTo(0, 0)")
+    # Grow the window to the page's height so one screenshot holds the whole report.
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(height + 100, 12000))
+    driver.execute_script("document.querySelectorAll('.plot').forEach(p => Plotly.Plots.resize(p))")
+    shot = run_dir / "report.png"
+    assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    if os.environ.get("TESTTIME_SCREENSHOT"):
+        target = Path(os.environ["TESTTIME_SCREENSHOT"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
