@@ -130,7 +130,7 @@ def test_missing_data_shows_notes_instead_of_plots(tmp_path):
     page = paths[0].read_text(encoding="utf-8")
     assert page.count('class="na"') == 5  # coverage, compute-optimal, difficulty, train vs test, explorer
     assert "Not available: the run has no sample pool" in page
-    assert "Not available: this run has no train/test split" in page
+    assert "Not available: no larger model was compared" in page
     assert set(embedded(page)["figures"]) == {"tokens", "flops"}
 
 

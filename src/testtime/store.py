@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -163,9 +163,9 @@ class RunStore:
         """Write results.jsonl and summary.json from the store, each replaced atomically; the summary."""
         lines_by_unit = self.lines_by_unit()  # read once for both files
         summary = self.summary(lines_by_unit)
-        _write_atomic(self.run_dir / "results.jsonl", "".join(
+        write_atomic(self.run_dir / "results.jsonl", "".join(
             json.dumps(line, ensure_ascii=False) + "\n" for _, lines in lines_by_unit for line in lines))
-        _write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_atomic(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
     def lines_by_unit(self) -> list[tuple[dict, list[dict]]]:
@@ -175,7 +175,7 @@ class RunStore:
     def write_derived(self, name: str, text: str) -> Path:
         """A file derived from the store (the analysis, the report), replaced atomically."""
         path = self.run_dir / name
-        _write_atomic(path, text)
+        write_atomic(path, text)
         return path
 
     def close(self) -> None:
@@ -196,15 +196,18 @@ class _Transaction:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write beside the target, then rename: a reader never sees half a file.
+
+    Opened normally (not mkstemp), so the file gets the umask's permissions, not 0600."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "xb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _holds_results(path: Path) -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import secrets
 from pathlib import Path
 
 from plotly.offline import get_plotlyjs
@@ -13,23 +11,9 @@ from plotly.offline import get_plotlyjs
 from testtime.report import figures
 from testtime.report.assets import CSS, JS
 from testtime.report.static import static_pngs
+from testtime.store import write_atomic
 
 PNG_NAMES = ("accuracy_vs_tokens.png", "accuracy_vs_flops.png", "coverage.png", "compute_optimal.png")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target, then rename: a reader never sees half a file.
-
-    The temporary file is opened normally (not mkstemp) so it gets the umask's permissions, not 0600.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def embed_json(value) -> str:
@@ -124,7 +108,7 @@ def efficiency_table(optimal: dict) -> str:
 
 def train_vs_test_body(tvt) -> str:
     if not tvt or not tvt.get("rows"):
-        return not_available("this run has no train/test split of the policy")
+        return not_available("no larger model was compared; run `testtime train-vs-test RUN_DIR LARGE_RUN_DIR`")
     keys = list(dict.fromkeys(k for row in tvt["rows"] for k in row))
     note = f'<p class="hint">{html.escape(str(tvt.get("note") or ""))}</p>'
     note += "".join(f'<p class="hint">{who} model: {html.escape(fmt(tvt[who]))}</p>'
@@ -187,7 +171,7 @@ def render(scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> st
         plot_or_note("difficulty", figures.difficulty_figure(scaling), figs)
         + (difficulty_table(difficulty) if difficulty else ""),
         "Questions in five levels (1 easiest); each strategy at its largest budget.", wide=True))
-    sections.append(panel("panel-train-test", "Policy: train vs test",
+    sections.append(panel("panel-train-test", "Train-time vs test-time compute",
                           train_vs_test_body(scaling.get("train_vs_test")), wide=True))
     sections.append(panel("panel-points", "All points", points_table(scaling.get("points") or []),
                           "'pool' points are estimated from the shared sample pool; 'run' points ran as themselves.",
