@@ -97,3 +97,11 @@ def test_the_deployable_policy_runs_as_compute_optimal(tmp_path):
     used = np.array([len(r.candidates) for r in results])
     # Easy questions need no more than the probe; the policy never spends more than the pool held.
     assert used[:6].max() <= policy["probe"] <= used[6:].min() and used.max() <= 8
+
+
+def test_fits_extrapolate_with_intervals():
+    fits = SweepAnalysis(pooled_lines(), strategies=["majority"], orders=16).fits()
+    tokens = fits["majority"]["tokens"]
+    assert tokens["points"] == 4 and len(tokens["extrapolated"]) == 2
+    far = tokens["extrapolated"][1]
+    assert far["ci95"][0] <= far["accuracy"] <= far["ci95"][1]

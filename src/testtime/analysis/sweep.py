@@ -105,6 +105,14 @@ def run_cost(line: dict) -> tuple[float, float, float]:
     return (tokens, led["policy_flops"] + led["verifier_flops"], led["wall_seconds"])
 
 
+def _fit_with_extrapolation(compute: list[float], accuracy: list[float], axis: str) -> dict:
+    """The fit, and what it predicts at 4x and 16x the largest compute measured, with 95 % intervals."""
+    fit = fit_log_compute(compute, accuracy, axis)
+    far = [{"compute": c, "accuracy": (p := fit.predict(c))[0], "ci95": [p[1], p[2]]}
+           for c in (4 * max(compute), 16 * max(compute))]
+    return {**fit.to_dict(), "extrapolated": far}
+
+
 def _power_budgets(largest: int) -> list[int]:
     return [2**i for i in range(int(math.log2(largest)) + 1)]
 
@@ -203,8 +211,8 @@ class SweepAnalysis:
             curve = [p for p in self.curve(name) if p.cost.tokens.mean() > 0]
             if len({p.budget for p in curve}) < 2:
                 continue
-            out[name] = {axis: fit_log_compute([getattr(p.cost, axis).mean() for p in curve],
-                                               [p.accuracy for p in curve], axis).to_dict()
+            out[name] = {axis: _fit_with_extrapolation([getattr(p.cost, axis).mean() for p in curve],
+                                                       [p.accuracy for p in curve], axis)
                          for axis in ("tokens", "flops") if all(getattr(p.cost, axis).mean() > 0 for p in curve)}
         return out
 
