@@ -50,7 +50,7 @@ def test_the_analysis_estimates_every_budget_from_one_pool():
     # Oracle difficulty: easy questions have pass@1 = 1, hard ones 1/4.
     assert analysis.oracle_difficulty().tolist() == [0.0] * 6 + [0.75] * 6
     # The probe's agreement tells them apart without gold answers.
-    predicted = analysis.predicted_difficulty()
+    predicted = analysis.predicted_difficulty(analysis.probe)
     assert predicted[:6].max() < predicted[6:].min()
     scaling = analysis.to_dict()
     assert json.loads(json.dumps(scaling))["questions"] == 12

@@ -232,11 +232,12 @@ class SweepAnalysis:
         correct, _ = self._per_question(lambda q: (float(np.mean(q.correct)), 0, 0, 0))
         return 1.0 - correct
 
-    def predicted_difficulty(self) -> np.ndarray:
-        """1 - easiness of the probe (the first samples of the first seed's pool; no gold answers)."""
+    def predicted_difficulty(self, samples: int | None = None) -> np.ndarray:
+        """1 - easiness (agreement and mean verifier score) of the first ``samples`` samples of the
+        first seed's pool, all when None; no gold answers. The policy reads it from its probe."""
         pool = self.pools[0]
-        return np.array([1.0 - probe_easiness([c.key for c in pool[q].candidates[: self.probe]],
-                                              [c.score for c in pool[q].candidates[: self.probe]])
+        return np.array([1.0 - probe_easiness([c.key for c in pool[q].candidates[:samples]],
+                                              [c.score for c in pool[q].candidates[:samples]])
                          for q in self.ids])
 
     def best_per_level(self, difficulty: np.ndarray) -> list[dict]:
@@ -277,7 +278,7 @@ class SweepAnalysis:
         base = self.baseline
         if not self.pools or base is None or len(self.ids) < 4:
             return None
-        options, difficulty = self.options(), self.predicted_difficulty()
+        options, difficulty = self.options(), self.predicted_difficulty(self.probe)
         baseline = self.curve(base)
         base_costs = [p.cost.tokens.mean() for p in baseline]
         base_accs = [p.accuracy for p in baseline]
@@ -305,7 +306,7 @@ class SweepAnalysis:
         base = self.baseline
         if not self.pools or base is None:
             return None
-        options, difficulty = self.options(), self.predicted_difficulty()
+        options, difficulty = self.options(), self.predicted_difficulty(self.probe)
         rows = np.arange(len(self.ids))
         tables = {str(p.budget): learn_policy(options, difficulty, rows, float(p.cost.tokens.mean())).to_dict()
                   for p in self.curve(base) if p.budget >= self.probe}
@@ -328,6 +329,7 @@ class SweepAnalysis:
                 "predicted": self.best_per_level(self.predicted_difficulty()),
                 "oracle_of_question": oracle.tolist(),
                 "predicted_of_question": self.predicted_difficulty().tolist(),
+                "probe_of_question": self.predicted_difficulty(self.probe).tolist(),
             },
             "compute_optimal": self.compute_optimal(),
         }
