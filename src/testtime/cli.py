@@ -245,7 +245,7 @@ def demo(
     max_budget: int = typer.Option(16, help="pool size: parallel strategies are estimated at budgets 1, 2, 4, ... up to it"),
     strategy: list[str] = typer.Option(list(DEMO_STRATEGIES), "--strategy",
                                        help="a strategy to include; repeat for several"),
-    search_budget: int = typer.Option(4, help="budget of the step-level searches (they run for real)"),
+    search_budget: int = typer.Option(2, help="budget of the step-level searches (they run for real)"),
     backend: str = typer.Option("vllm"),
     model: str = typer.Option(DEFAULT_MODEL),
     base_url: Optional[str] = None,
