@@ -310,7 +310,8 @@ def write_analysis(store: RunStore) -> list[Path]:
     with console.status("writing the report ..."):
         written += write_report(store.run_dir, scaling, explorer_data(lines_by_unit),
                                 title=f"testtime sweep: {meta.get('dataset', config.get('dataset', ''))}",
-                                meta={**meta, "created": store.get_meta("created")})
+                                meta={**meta, "created": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                       time.gmtime(store.get_meta("created") or 0))})
     print_points(scaling)
     console.print(f"report: {store.run_dir / 'report.html'} (and {', '.join(p.name for p in written if p.suffix != '.html')})")
     return written

@@ -186,7 +186,7 @@ def difficulty_figure(scaling: dict) -> tuple[dict | None, str | None]:
     difficulty = scaling.get("difficulty")
     if not difficulty:
         return None, NO_POOL + ": questions are binned by the pool's pass@1 and probe"
-    kinds = [("oracle", "oracle bins: 1 − pass@1 (uses gold)"), ("predicted", "predicted bins: probe (no gold)")]
+    kinds = [("oracle", "oracle bins: 1 − pass@1 (uses gold)"), ("predicted", "predicted bins: agreement + verifier score (no gold)")]
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.05,
                         subplot_titles=[title for _, title in kinds])
     labels = level_labels(difficulty.get("oracle") or [])
