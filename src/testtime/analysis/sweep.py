@@ -130,7 +130,6 @@ class SweepAnalysis:
             raise ValueError("the run holds no results to analyse")
         self.ids = [line["id"] for line in first]
         self.index = {qid: i for i, qid in enumerate(self.ids)}
-        self.lines = {qid: line for qid, line in zip(self.ids, first)}
         self.pools = [{line["id"]: PoolQuestion.from_line(line) for line in lines} for _, lines in pools]
         self.pool_size = min((len(q.candidates) for p in self.pools for q in p.values()), default=0)
         self.probe = min(probe, self.pool_size) if self.pool_size else 0
@@ -143,7 +142,8 @@ class SweepAnalysis:
     def _pool_points(self, names: Sequence[str]) -> list[Point]:
         if not self.pools:
             return []
-        names = [n for n in names if issubclass(Strategy.lookup(n), ParallelStrategy)] or list(BASELINES[:1] + ("majority",))
+        # A run that did not record its pooled strategies (the Python API) gets the two basic rules.
+        names = [n for n in names if issubclass(Strategy.lookup(n), ParallelStrategy)] or ["majority", "best_of_n"]
         rng = np.random.default_rng(self.seed)
         orders = sample_orders(self.pool_size, self.orders_count, rng)
         points = []
