@@ -387,7 +387,9 @@ def train_vs_test(
         large = ModelCost(large_meta.get("model", "large"), int(large_meta["parameters"]), large_pretrain_tokens)
         small = ModelCost(small_meta.get("model", "small"), int(small_meta["parameters"]), small_pretrain_tokens)
         [row] = large_store.summary([(description, lines)])["results"]
-        points = SweepAnalysis(small_lines, strategies=small_store.config.get("pool_strategies", ())).to_dict()["points"]
+        # Only the points are needed here; write_analysis below does the whole analysis once.
+        analysis = SweepAnalysis(small_lines, strategies=small_store.config.get("pool_strategies", ()))
+        points = [p.to_dict(analysis.seed) for p in analysis.points]
         result = compare(small, large, row["accuracy"], row["ci95"], row["policy_flops"] / len(lines) / (2 * large.parameters),
                          points, ratio)
     except (ValueError, KeyError) as exc:

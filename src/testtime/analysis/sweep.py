@@ -316,6 +316,7 @@ class SweepAnalysis:
     # -- everything -----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         oracle = self.oracle_difficulty() if self.pools else None
+        predicted = self.predicted_difficulty() if self.pools else None
         return {
             "questions": len(self.ids),
             "pool_size": self.pool_size,
@@ -326,9 +327,9 @@ class SweepAnalysis:
             "coverage": self.coverage() if self.pools else None,
             "difficulty": None if oracle is None else {
                 "oracle": self.best_per_level(oracle),
-                "predicted": self.best_per_level(self.predicted_difficulty()),
+                "predicted": self.best_per_level(predicted),
                 "oracle_of_question": oracle.tolist(),
-                "predicted_of_question": self.predicted_difficulty().tolist(),
+                "predicted_of_question": predicted.tolist(),
                 "probe_of_question": self.predicted_difficulty(self.probe).tolist(),
             },
             "compute_optimal": self.compute_optimal(),
