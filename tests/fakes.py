@@ -104,3 +104,31 @@ class StepGenerator(Generator):
         stopped = one_step and text.endswith(self.delimiter)
         return Completion(text=text, token_count=len(text.split()), finish_reason="stop",
                           stop_reason=self.delimiter if stopped else None)
+
+
+class LogprobGenerator(Generator):
+    """A fake for unit tests of verifier logic that reads top log-probabilities (the LLM judge).
+
+    It is not a model: ``top(user_message)`` gives the chosen top log-probabilities of the
+    first generated token, which it returns trimmed to the ``logprobs`` most likely entries
+    asked for, with the most likely one as the text. Every call is recorded.
+    """
+
+    name = "scripted-logprobs"
+    parameter_count = 2000
+
+    def __init__(self, top: Callable[[str], dict[str, float]], prompt_tokens: int = 30):
+        self.top = top
+        self.prompt_tokens = prompt_tokens
+        self.calls: list[list[GenerationRequest]] = []
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.calls.append(list(requests))
+        results = []
+        for request in requests:
+            ranked = sorted(self.top(request.prompt.messages[-1][1]).items(), key=lambda kv: -kv[1])
+            k = request.params.logprobs
+            top = (dict(ranked[:k]),) if k is not None else None
+            completion = Completion(text=ranked[0][0], token_count=1, finish_reason="length", top_logprobs=top)
+            results.append(GenerationResult((completion,) * request.n, self.prompt_tokens))
+        return results

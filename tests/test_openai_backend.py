@@ -94,6 +94,26 @@ def test_prefix_cache_hits_are_reported(client):
     assert again.cached_prompt_tokens >= 32
 
 
+def test_top_logprobs_and_the_llm_judge_through_the_server(client):
+    from testtime.verifiers import Solution
+    from testtime.verifiers.judge import LLMJudge
+
+    params = SamplingParams(max_tokens=8, temperature=0.0, logprobs=5)
+    [plain, asked] = client.generate([GenerationRequest(PROMPT, params=SamplingParams(max_tokens=8, temperature=0.0)),
+                                      GenerationRequest(PROMPT, params=params)])
+    assert plain.completions[0].top_logprobs is None  # not asked for, not sent for
+    [c] = asked.completions
+    assert c.text == plain.completions[0].text
+    assert len(c.top_logprobs) == c.token_count == 8
+    assert all(1 <= len(top) <= 5 and all(lp <= 0 for lp in top.values()) for top in c.top_logprobs)
+    assert c.text.startswith(max(c.top_logprobs[0], key=c.top_logprobs[0].get))  # greedy: the most likely
+
+    judge = LLMJudge(client)
+    scores = judge.score([Solution("What is 6 times 7?", "6 * 7 = 42. The answer is: 42"),
+                          Solution("What is 6 times 7?", "6 * 7 = 48. The answer is: 48")])
+    assert all(0 < s < 1 for s in scores), scores
+
+
 class _DropN(BaseHTTPRequestHandler):
     """A real proxy to the real server that strips `n`, like servers that ignore it."""
 

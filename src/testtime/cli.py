@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -23,7 +23,7 @@ from testtime.runner import Plan, Unit, execute
 from testtime.store import RunStore
 from testtime.strategies import Context, ParallelStrategy, SearchStrategy, Strategy
 from testtime.tasks import FieldMap, load_dataset
-from testtime.verifiers import Aggregation, Verifier
+from testtime.verifiers import Aggregation, ProcessVerifier, Verifier
 
 # vLLM logs every engine detail at INFO; a user of the CLI wants the progress and the table.
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -49,13 +49,53 @@ def _open(spec: GeneratorSpec):
     return gen
 
 
-def _make_verifier(name: Optional[str], aggregation: Optional[str]) -> Optional[Verifier]:
+def _make_verifier(name: Optional[str], aggregation: Optional[str], model: Optional[str] = None,
+                   settings: Sequence[str] = ()) -> Optional[Verifier]:
     if name is None or name == "none":
-        if aggregation:
-            raise ValueError("--aggregation applies to a verifier's step scores: pass --verifier too")
+        if aggregation or model or settings:
+            raise ValueError("--aggregation, --verifier-model and --verifier-option apply to a verifier: "
+                             "pass --verifier too")
         return None
-    options = {"aggregation": Aggregation(aggregation)} if aggregation else {}
-    return Verifier.from_name(name, **options)
+    cls = Verifier.lookup(name)
+    options: dict = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--verifier-option {setting!r}: expected NAME=VALUE, e.g. format=qwen25_math_prm")
+        key = key.strip().replace("-", "_")
+        options[key] = _verifier_setting(cls, key, value)
+    if aggregation:
+        if not issubclass(cls, ProcessVerifier):
+            raise ValueError(f"verifier {name!r} scores whole solutions: --aggregation does not apply")
+        options["aggregation"] = Aggregation(aggregation)
+    if model:
+        if not cls.model_parameter:
+            raise ValueError(f"verifier {name!r} takes no --verifier-model")
+        options[cls.model_parameter] = model
+    elif name == "llm_judge":
+        raise ValueError("verifier 'llm_judge' needs a generator to ask: use it from the Python API")
+    try:
+        return Verifier.from_name(name, **options)
+    except TypeError as exc:  # an option the verifier does not take
+        raise ValueError(f"verifier {name!r}: {exc}") from None
+
+
+def _verifier_setting(cls: type, key: str, value: str):
+    """A --verifier-option value as the type of the constructor parameter's default."""
+    import inspect
+
+    params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+    if key not in params:
+        raise ValueError(f"verifier {cls.name!r} takes no option {key!r}; it takes: {', '.join(params)}")
+    default = params[key].default
+    try:
+        if isinstance(default, bool):
+            return value.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, (int, float)):
+            return type(default)(value)
+    except ValueError:
+        raise ValueError(f"--verifier-option {key}={value}: expected a {type(default).__name__}") from None
+    return value
 
 
 def _unescape(text: str) -> str:
@@ -94,7 +134,11 @@ def run(
     strategy: list[str] = typer.Option(["majority"], help="strategy name (see `testtime strategies`), or NAME@B1,B2 "
                                                          "for its own budgets; repeat for several"),
     n: list[int] = typer.Option([8], "--n", "--budget", help="budget: complete solutions' worth of generation; repeat for several"),
-    verifier: Optional[str] = typer.Option(None, help="verifier name, e.g. arithmetic; scores every candidate"),
+    verifier: Optional[str] = typer.Option(None, help="verifier name, e.g. arithmetic or prm; scores every candidate"),
+    verifier_model: Optional[str] = typer.Option(
+        None, help="the verifier's model: a PRM checkpoint folder (hf_prm), an artifact folder (prm, orm), a URL (served)"),
+    verifier_option: list[str] = typer.Option(
+        [], help="a verifier setting NAME=VALUE, e.g. format=qwen25_math_prm (hf_prm), protocol=vllm_pooling (served)"),
     aggregation: Optional[str] = typer.Option(None, help="step-score aggregation: product (default), min, last, mean"),
     width: Optional[int] = typer.Option(None, help="search: children per expanded node (M)"),
     depth: Optional[int] = typer.Option(None, help="search: steps after which a path ends"),
@@ -142,7 +186,7 @@ def run(
         params = _search_params(width=width, max_depth=depth, c=c, lookahead=lookahead,
                                 temperature=softmax_temperature, rollout=rollout, selector=selector,
                                 step_tokens=step_tokens, delimiter=delimiter, policy=policy)
-        ver = _make_verifier(verifier, aggregation)
+        ver = _make_verifier(verifier, aggregation, verifier_model, verifier_option)
         units = _units(strategy, n, seed, params, ver)  # checks every strategy and option
         specs = dict(_budget_spec(spec) for spec in strategy)
         pooled = [name for name in specs if _is_parallel(name)] if pool else []
@@ -156,6 +200,8 @@ def run(
                              parameter_count=parameters,
                              retry=RetryPolicy(timeout=request_timeout, attempts=retries))
         config = {"dataset": dataset, "generator": spec.identity(), "verifier": verifier,
+                  **({"verifier_model": verifier_model} if verifier_model else {}),
+                  **({"verifier_options": verifier_option} if verifier_option else {}),
                   "aggregation": aggregation, "sampling": asdict(sampling), **plan.config(),
                   **({"pool_strategies": pooled} if pooled else {})}
         store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
@@ -465,3 +511,10 @@ def strategies():
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+# Commands of the verifier-training half live in testtime.learn; imported last, as they use the helpers above.
+from testtime.learn.commands import eval_verifier, train_prm  # noqa: E402
+
+app.command("train-prm")(train_prm)
+app.command("eval-verifier")(eval_verifier)

@@ -10,6 +10,7 @@ the engine's prefix cache.
 from __future__ import annotations
 
 import abc
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -26,6 +27,10 @@ class SamplingParams:
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # Top alternatives to report per generated token (Completion.top_logprobs); None asks for none.
+    # vLLM allows at most 20 unless the engine was started with a larger max_logprobs, and the
+    # OpenAI API allows at most 20 too; the backend refuses more.
+    logprobs: int | None = None
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -34,6 +39,8 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.logprobs is not None and (isinstance(self.logprobs, bool) or self.logprobs < 0):
+            raise ValueError(f"logprobs must be None or an integer >= 0, got {self.logprobs!r}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class Completion:
     finish_reason: str | None = None  # "stop" (stop string or end of answer) or "length"
     cumulative_logprob: float | None = None
     stop_reason: str | None = None  # the stop string that ended it, where the backend says
+    # Where SamplingParams.logprobs = k was asked for: one dict per generated token, mapping the
+    # decoded text of each of the k most likely tokens at that position to its log-probability.
+    # Tokens whose texts coincide are merged (their probabilities added), so a dict can hold fewer
+    # than k entries. None where not asked for, or where the backend or server returned none.
+    top_logprobs: tuple[dict[str, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,18 @@ class GenerationResult:
     @property
     def completion_tokens(self) -> int:
         return sum(c.token_count for c in self.completions)
+
+
+def merge_logprob(top: dict[str, float], text: str, logprob: float) -> None:
+    """Add ``logprob`` to ``top[text]`` as probabilities add: log(exp(a) + exp(b))."""
+    if text not in top:
+        top[text] = logprob
+        return
+    a, b = top[text], logprob
+    high = max(a, b)
+    if high == -math.inf:
+        return
+    top[text] = high + math.log(math.exp(a - high) + math.exp(b - high))
 
 
 class PromptTooLongError(ValueError):

@@ -19,6 +19,7 @@ from testtime.generators.base import (
     GenerationResult,
     Generator,
     PromptTooLongError,
+    merge_logprob,
 )
 from testtime.retry import RetryPolicy, call_with_retries
 
@@ -87,6 +88,8 @@ class OpenAIGenerator(Generator):
                 raise NotImplementedError("continuing a partial answer needs a vLLM or SGLang server")
             messages.append({"role": "assistant", "content": request.prompt.continuation})
             extra.update(continue_final_message=True, add_generation_prompt=False)
+        # Asked for only where wanted, so that requests without them are exactly as before.
+        logprob_args = {} if p.logprobs is None else {"logprobs": True, "top_logprobs": p.logprobs}
         try:
             response = self.client.chat.completions.create(
                 model=self.model,
@@ -98,6 +101,7 @@ class OpenAIGenerator(Generator):
                 stop=list(p.stop) or None,
                 seed=p.seed,
                 extra_body=extra or None,
+                **logprob_args,
             )
         except openai.BadRequestError as exc:
             if "context" in str(exc).lower() or "too long" in str(exc).lower():
@@ -110,7 +114,8 @@ class OpenAIGenerator(Generator):
         counts = _split_tokens(usage.completion_tokens if usage else 0, texts)
         batch = [
             Completion(text=t, token_count=k, finish_reason="length" if c.finish_reason == "length" else "stop",
-                       stop_reason=_stop_string(c))
+                       stop_reason=_stop_string(c),
+                       top_logprobs=top_logprobs(c) if p.logprobs is not None else None)
             for t, k, c in zip(texts, counts, response.choices)
         ]
         return batch, usage
@@ -136,6 +141,24 @@ def _stop_string(choice) -> str | None:
     """vLLM and SGLang name the stop string that ended a choice; plain OpenAI servers do not."""
     reason = getattr(choice, "stop_reason", None) or (getattr(choice, "model_extra", None) or {}).get("stop_reason")
     return reason if isinstance(reason, str) else None
+
+
+def top_logprobs(choice) -> tuple[dict[str, float], ...] | None:
+    """A chat choice's ``logprobs.content[i].top_logprobs`` as one ``{token text: logprob}`` per token.
+
+    Alternatives whose texts coincide are merged by adding their probabilities. None where the
+    server sent no log-probabilities (it ignored the request for them).
+    """
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if content is None:
+        return None
+    out = []
+    for position in content:
+        top: dict[str, float] = {}
+        for alt in position.top_logprobs or ():
+            merge_logprob(top, alt.token, alt.logprob)
+        out.append(top)
+    return tuple(out)
 
 
 def _split_tokens(total: int, texts: list[str]) -> list[int]:

@@ -13,6 +13,7 @@ from testtime.generators.base import (
     Prompt,
     PromptTooLongError,
     SamplingParams,
+    merge_logprob,
 )
 
 
@@ -85,6 +86,7 @@ class VLLMGenerator(Generator):
             stop=list(p.stop) or None,
             include_stop_str_in_output=True,
             seed=p.seed,
+            logprobs=p.logprobs,
         )
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -100,7 +102,7 @@ class VLLMGenerator(Generator):
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             params.append(self._to_vllm_params(request, len(ids)))
         outputs = self.llm.generate(prompts, params, use_tqdm=self.show_progress)
-        return [_to_result(out) for out in outputs]
+        return [_to_result(out, request.params.logprobs, self.tokenizer) for out, request in zip(outputs, requests)]
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
@@ -129,7 +131,7 @@ def default_dtype() -> str:
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
-def _to_result(out) -> GenerationResult:
+def _to_result(out, logprobs: int | None = None, tokenizer=None) -> GenerationResult:
     completions = tuple(
         Completion(
             text=c.text,
@@ -137,6 +139,7 @@ def _to_result(out) -> GenerationResult:
             finish_reason="length" if c.finish_reason == "length" else "stop",
             cumulative_logprob=c.cumulative_logprob,
             stop_reason=c.stop_reason if isinstance(c.stop_reason, str) else None,
+            top_logprobs=_top_logprobs(c.logprobs, logprobs, tokenizer) if logprobs is not None else None,
         )
         for c in sorted(out.outputs, key=lambda c: c.index)
     )
@@ -145,6 +148,28 @@ def _to_result(out) -> GenerationResult:
         prompt_tokens=len(out.prompt_token_ids),
         cached_prompt_tokens=int(out.num_cached_tokens or 0),
     )
+
+
+def _top_logprobs(positions, k: int, tokenizer=None) -> tuple[dict[str, float], ...] | None:
+    """vLLM's per-position ``{token_id: Logprob}`` as ``{decoded text: logprob}``, the top ``k`` only.
+
+    vLLM also reports the sampled token where it falls outside the top k (``k + 1`` entries);
+    it is dropped here so that every backend gives the same thing, the k most likely tokens.
+    """
+    if positions is None:
+        return None
+    out = []
+    for position in positions:
+        top: dict[str, float] = {}
+        for token_id, lp in (position or {}).items():
+            if lp.rank is not None and lp.rank > k:
+                continue
+            text = lp.decoded_token
+            if text is None:
+                text = tokenizer.decode([token_id]) if tokenizer is not None else str(token_id)
+            merge_logprob(top, text, lp.logprob)
+        out.append(top)
+    return tuple(out)
 
 
 def count_parameters(model_dir: str) -> int:

@@ -63,6 +63,8 @@ class Verifier(Registered, abc.ABC):
     kind, kind_plural = "verifier", "verifiers"
     registry: ClassVar[dict[str, type[Verifier]]] = {}
     parameter_count: int = 0
+    # The constructor parameter that `--verifier-model` fills (a checkpoint, an artifact, a URL).
+    model_parameter: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def _score(self, solutions: Sequence[Solution]) -> list[StepScores]:

@@ -1,0 +1,117 @@
+"""How good is a verifier? Step-level AUROC on labelled steps, and the Lightman-style
+comparison: best-of-N accuracy by N for several selectors, all from one shared pool.
+
+Best-of-N is computed exactly: the expected accuracy of taking the top-scored
+solution of a uniformly random N-subset of the pool, ties broken uniformly.
+Majority voting is replayed on random orders of the pool (the `majority`
+strategy's own rule). Intervals: bootstrap over questions, with the same
+resamples for every selector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import groupby
+from math import comb
+from typing import Sequence
+
+import numpy as np
+
+from testtime.analysis.estimators import bootstrap_interval, pass_at_k, replay, sample_orders
+from testtime.answers import answers_match, normalize_answer
+from testtime.selection import Candidate
+
+
+def best_of_n_accuracy(scores: Sequence[float], correct: Sequence[bool], n: int) -> float:
+    """E[top-scored of a random n-subset is correct]; a tie at the top is broken uniformly."""
+    total = len(scores)
+    if not 1 <= n <= total:
+        raise ValueError(f"best-of-{n} needs 1 <= n <= pool size {total}")
+    ranked = sorted(zip(scores, correct), key=lambda sc: -sc[0])
+    accuracy, above = 0.0, 0
+    for _, level in groupby(ranked, key=lambda sc: sc[0]):
+        members = [c for _, c in level]
+        # P(the subset's best score is this level) = P(nothing above) - P(nothing at or above).
+        p_top = (comb(total - above, n) - comb(total - above - len(members), n)) / comb(total, n)
+        accuracy += p_top * sum(members) / len(members)
+        above += len(members)
+    return accuracy
+
+
+@dataclass
+class PoolQuestion:
+    """One question of a pool: its candidates' answers, correctness, and each selector's scores."""
+
+    id: str
+    answers: list[str | None]
+    correct: list[bool]
+    scores: dict[str, list[float]] = field(default_factory=dict)
+
+
+def pool_questions(lines: Sequence[dict]) -> list[PoolQuestion]:
+    return [PoolQuestion(line["id"], [c["answer"] for c in line["candidates"]],
+                         [answers_match(c["answer"], line["gold"]) for c in line["candidates"]])
+            for line in lines]
+
+
+def majority_accuracy(question: PoolQuestion, n: int, orders: np.ndarray) -> float:
+    from testtime.strategies import Strategy
+
+    candidates = [Candidate(text="", answer=a, key=normalize_answer(a)) for a in question.answers]
+    return replay(Strategy.create("majority", budget=n), candidates, question.correct, orders).accuracy
+
+
+def budgets_up_to(size: int) -> list[int]:
+    return [2**i for i in range(size.bit_length()) if 2**i <= size]
+
+
+def best_of_n_table(questions: Sequence[PoolQuestion], budgets: Sequence[int], orders: int = 256,
+                    seed: int = 0) -> list[dict]:
+    """One row per selector and N: mean accuracy over questions and its 95 % interval."""
+    rng = np.random.default_rng(seed)
+    size = min(len(q.correct) for q in questions)
+    pool_orders = sample_orders(size, orders, rng)
+    selectors = sorted({name for q in questions for name in q.scores})
+    rows = []
+    for n in budgets:
+        per_selector = {name: [best_of_n_accuracy(q.scores[name][:size], q.correct[:size], n) for q in questions]
+                        for name in selectors}
+        per_selector["majority"] = [majority_accuracy(q, n, pool_orders) for q in questions]
+        per_selector["pass@N (oracle)"] = [pass_at_k(size, sum(q.correct[:size]), n) for q in questions]
+        for name, values in per_selector.items():
+            low, high = bootstrap_interval(values, seed=seed)
+            rows.append({"selector": name, "n": n, "accuracy": float(np.mean(values)), "ci95": [low, high]})
+    return rows
+
+
+def heldout_step_auroc(records: Sequence[dict], verifier, delimiter: str) -> float | None:
+    """AUROC of a process verifier's step scores against the hard labels of labelled steps."""
+    from testtime.learn.head import auroc
+    from testtime.verifiers import Solution
+
+    solutions = [(r["question"], s["steps"]) for r in records for s in r["solutions"]]
+    scored = verifier.score_steps([Solution(q, delimiter.join(st["text"] for st in steps), delimiter)
+                                   for q, steps in solutions])
+    scores, labels = [], []
+    for (_, steps), step_scores in zip(solutions, scored):
+        if len(step_scores.scores) != len(steps):
+            raise ValueError(f"{verifier.name} gave {len(step_scores.scores)} scores for {len(steps)} steps")
+        scores += step_scores.scores
+        labels += [st["hits"] > 0 for st in steps]
+    return auroc(scores, labels)
+
+
+def score_pool(lines: Sequence[dict], questions: Sequence[PoolQuestion], prm, orm, arithmetic,
+               on_question=None) -> None:
+    """Fill each question's scores: the PRM under three aggregations, the ORM, the arithmetic verifier."""
+    from testtime.verifiers import Aggregation, Solution, aggregate
+
+    for line, question in zip(lines, questions):
+        solutions = [Solution(line["question"], c["text"]) for c in line["candidates"]]
+        steps = [s.scores for s in prm.score_steps(solutions)]
+        for how in (Aggregation.PRODUCT, Aggregation.MIN, Aggregation.LAST):
+            question.scores[f"prm ({how.value})"] = [aggregate(s, how) for s in steps]
+        question.scores["orm"] = orm.score(solutions)
+        question.scores["arithmetic"] = arithmetic.score(solutions)
+        if on_question:
+            on_question()

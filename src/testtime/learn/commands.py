@@ -1,0 +1,198 @@
+"""`testtime train-prm`: label a training set by rollouts, then fit the PRM and ORM heads."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from testtime.cli import _fail, _open, console
+from testtime.generators import GeneratorSpec, PromptTooLongError, SamplingParams
+from testtime.learn.labels import LABEL_UNIT, LabelParams, label_dataset
+from testtime.models import DEFAULT_MODEL
+from testtime.retry import UpstreamError
+from testtime.store import RunStore
+from testtime.strategies import Context
+from testtime.tasks import load_dataset
+
+
+def train_prm(
+    out: Path = typer.Option(Path("runs/prm"), help="run directory: run.db holds the labels, artifact/ the heads"),
+    dataset: str = typer.Option("gsm8k-train", help="training questions with gold answers"),
+    data_root: Optional[Path] = typer.Option(None, help="folder holding gsm8k/ and math500/"),
+    limit: Optional[int] = typer.Option(160, help="use only the first N questions (0: all)"),
+    samples: int = typer.Option(6, help="solutions sampled per question"),
+    rollouts: int = typer.Option(2, help="fresh continuations from each intermediate step prefix"),
+    keep_unsolved: bool = typer.Option(False, help="also label questions none of whose samples is right"),
+    max_tokens: int = 256,
+    temperature: float = 0.8,
+    chunk_size: int = typer.Option(16, help="questions per batched engine call; each chunk is committed when done"),
+    backend: str = typer.Option("vllm"),
+    model: str = typer.Option(DEFAULT_MODEL, help="the policy whose rollouts make the labels"),
+    base_url: Optional[str] = None,
+    feature_model: str = typer.Option(DEFAULT_MODEL, help="the frozen model whose hidden states feed the heads"),
+    layer: int = typer.Option(10, help="decoder layers of the feature model to run (its state after them is the feature)"),
+    heldout: float = typer.Option(0.25, help="share of questions held out from training, for the metrics"),
+    seed: int = 0,
+    resume: bool = typer.Option(False, help="continue the labelling in --out (settings must match)"),
+    overwrite: bool = typer.Option(False, help="start again in an --out that already holds labels"),
+    label_only: bool = typer.Option(False, help="stop after labelling"),
+):
+    """Train a PRM (and the ORM baseline) for a policy model from its own Monte Carlo rollouts."""
+    from testtime.learn.features import FeatureSpec, HiddenStates
+    from testtime.learn.train import train_heads
+
+    try:
+        params = LabelParams(samples=samples, rollouts=rollouts, max_tokens=max_tokens, temperature=temperature,
+                             keep_unsolved=keep_unsolved, chunk=chunk_size)
+        if not 0 <= heldout < 1:
+            raise ValueError(f"--heldout must be in [0, 1), got {heldout}")
+        tasks = load_dataset(dataset, limit=limit or None, data_root=data_root)
+        spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed)
+        config = {"dataset": dataset, "limit": limit, "generator": spec.identity(), "labels": params.to_dict(),
+                  "seed": seed}
+        store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    started = time.perf_counter()
+    _label(store, tasks, spec, params)
+    label_seconds = time.perf_counter() - started + store.get_meta("label_seconds", 0.0)
+    store.set_meta("label_seconds", label_seconds)
+    records = store.lines(LABEL_UNIT)
+    store.export()
+    if label_only:
+        return
+    try:
+        with console.status(f"computing hidden states of {feature_model} (layer {layer}) ..."):
+            features = HiddenStates(FeatureSpec(feature_model, layer, params.step_delimiter))
+        artifact = train_heads(records, features, heldout_fraction=heldout, seed=seed,
+                               log=lambda m: console.print(m))
+    except ValueError as exc:
+        _fail(f"train-prm: {exc}")
+    artifact.meta["labels"] = {**config, "label_seconds": round(label_seconds, 1),
+                               "generated_tokens": sum(r["tokens"] for r in records)}
+    path = artifact.save(out / "artifact")
+    _print_training(artifact.meta)
+    console.print(f"wrote {path}; use it with --verifier prm --verifier-artifact {path}")
+
+
+def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams) -> None:
+    done = store.finished(LABEL_UNIT)
+    left = [t for t in tasks if t.id not in done]
+    console.print(f"labelling {len(tasks)} questions: {len(tasks) - len(left)} already labelled, {len(left)} to go")
+    if not left:
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
+    counts = {"solved": 0, "steps": 0, "tokens": 0}
+    started = time.perf_counter()
+    try:
+        with _open(spec) as gen, Progress(*columns, console=console) as progress:
+            gen.show_progress = False
+            bar = progress.add_task("questions", total=len(left), stats="")
+
+            def committed(records: list[dict]) -> None:
+                counts["solved"] += sum(r["labelled"] for r in records)
+                counts["steps"] += sum(len(s.get("steps", ())) for r in records for s in r["solutions"])
+                counts["tokens"] += sum(r["tokens"] for r in records)
+                rate = counts["tokens"] / (time.perf_counter() - started)
+                stats = f"{counts['solved']} labelled, {counts['steps']} steps, {rate:.0f} tok/s"
+                progress.update(bar, advance=len(records), stats=stats)
+                if not console.is_terminal:  # a log file gets a line per committed chunk
+                    console.print(f"{progress.tasks[0].completed:.0f} of {len(left)} questions: {stats}")
+
+            ctx = Context(generator=gen, sampling=SamplingParams(max_tokens=params.max_tokens), seed=spec.seed)
+            label_dataset(tasks, ctx, params, store, on_commit=committed)
+    except (UpstreamError, PromptTooLongError, ValueError, OSError) as exc:
+        _fail(f"{exc}\nlabels of {store.count()} questions are kept in {store.path}; rerun with --resume")
+
+
+def _print_training(meta: dict) -> None:
+    sizes, metrics = meta["sizes"], meta["metrics"]
+    console.print(f"trained on {sizes['train_questions']} questions ({sizes['train_solutions']} solutions, "
+                  f"{sizes['train_steps']} steps); held out {sizes['heldout_questions']} questions "
+                  f"({sizes['heldout_steps']} steps)")
+    for name, value in metrics.items():
+        console.print(f"  {name}: {'n/a (one class only)' if value is None else f'{value:.3f}'}")
+
+
+def eval_verifier(
+    pool_run: Path = typer.Argument(..., help="a sweep run holding a pool (testtime sweep --n 64 ...)"),
+    artifact: Optional[Path] = typer.Option(None, help="trained verifier folder (default: the shipped one)"),
+    max_n: int = typer.Option(64, help="largest N of best-of-N (at most the pool's size)"),
+    limit: Optional[int] = typer.Option(None, help="use only the pool's first N questions"),
+    seed: int = 0,
+):
+    """Step-level AUROC on held-out labelled steps, and best-of-N by N for PRM, ORM, arithmetic and majority."""
+    import json
+
+    from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, heldout_step_auroc,
+                                                 pool_questions, score_pool)
+    from testtime.learn.artifact import HeadArtifact, resolve_artifact
+    from testtime.verifiers import Verifier
+
+    try:
+        folder = resolve_artifact(artifact)
+        trained = HeadArtifact.load(folder, with_records=True)
+        store = RunStore(pool_run) if (pool_run / "run.db").exists() else None
+        if store is None:
+            raise ValueError(f"{pool_run} holds no run (no run.db)")
+        lines = next((ls for d, ls in store.lines_by_unit() if d.get("strategy") == "pool"), None)
+        if not lines:
+            raise ValueError(f"{pool_run} holds no pool: make one with `testtime sweep --n {max_n} ...`")
+        lines = lines[:limit] if limit else lines
+        size = min(len(line["candidates"]) for line in lines)
+        if max_n > size:
+            raise ValueError(f"--max-n {max_n} is larger than the pool's {size} samples per question")
+    except (ValueError, OSError) as exc:
+        _fail(f"eval-verifier: {exc}")
+    with console.status("loading the verifiers ..."):
+        prm = Verifier.from_name("prm", artifact=folder)
+        orm = Verifier.from_name("orm", artifact=folder)
+        arithmetic = Verifier.from_name("arithmetic")
+    heldout = set(trained.meta.get("heldout_ids", ()))
+    held_records = [r for r in trained.records if r["id"] in heldout]
+    step_auroc = {name: heldout_step_auroc(held_records, v, trained.feature.step_delimiter)
+                  for name, v in (("prm", prm), ("arithmetic", arithmetic))}
+    held_steps = sum(len(s["steps"]) for r in held_records for s in r["solutions"])
+    console.print(f"step-level AUROC on {held_steps} held-out steps of {len(held_records)} questions "
+                  f"(positive: some rollout from the step reached the gold answer):")
+    for name, value in step_auroc.items():
+        console.print(f"  {name}: {'n/a' if value is None else f'{value:.3f}'}")
+    questions = pool_questions(lines)
+    columns = (TextColumn("scoring the pool"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    started = time.perf_counter()
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("", total=len(lines))
+        score_pool(lines, questions, prm, orm, arithmetic, on_question=lambda: progress.advance(bar))
+    scoring_seconds = time.perf_counter() - started
+    rows = best_of_n_table(questions, budgets_up_to(max_n), seed=seed)
+    _print_best_of_n(rows, len(lines), size)
+    result = {"artifact": str(folder), "pool_run": str(pool_run), "questions": len(lines), "pool_size": size,
+              "heldout_steps": held_steps, "heldout_questions": len(held_records), "step_auroc": step_auroc,
+              "scoring_seconds": round(scoring_seconds, 1), "best_of_n": rows,
+              "scores": [{"id": q.id, **q.scores} for q in questions]}
+    path = store.write_derived("verifier_eval.json", json.dumps(result, indent=1) + "\n")
+    console.print(f"wrote {path}")
+    store.close()
+
+
+def _print_best_of_n(rows: list[dict], questions: int, size: int) -> None:
+    from rich.table import Table
+
+    budgets = sorted({r["n"] for r in rows})
+    table = Table(title=f"best-of-N accuracy on {questions} questions (one pool of {size}; 95% CI)")
+    table.add_column("selector")
+    for n in budgets:
+        table.add_column(f"N={n}", justify="right")
+    for selector in dict.fromkeys(r["selector"] for r in rows):
+        cells = {r["n"]: r for r in rows if r["selector"] == selector}
+        table.add_row(selector, *(f"{cells[n]['accuracy']:.1%} ({cells[n]['ci95'][0]:.0%}-{cells[n]['ci95'][1]:.0%})"
+                                  for n in budgets))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)

@@ -1,0 +1,93 @@
+"""Features for a value head: a frozen small language model's hidden state at the
+end of every step, all steps of a solution from one forward pass.
+
+The model is cut after ``layer`` decoder layers: a middle layer's state is a good
+probe feature and the cut saves most of the forward pass on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+TEXT_FORMAT = "Question: {question}\nAnswer: "
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which model, which layer, and how a solution is written out for it."""
+
+    model: str  # an embedded model's name or a local folder
+    layer: int  # decoder layers kept (the feature is the normed state after them)
+    step_delimiter: str = "\n\n"
+    max_length: int = 1024
+
+
+class HiddenStates:
+    """Step-end hidden states of (question, steps) pairs, batched."""
+
+    def __init__(self, spec: FeatureSpec, batch_size: int = 8):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from testtime.models import resolve_model
+
+        folder = resolve_model(spec.model)
+        self.spec, self.batch_size = spec, batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).model
+        total = len(base.layers)
+        if not 1 <= spec.layer <= total:
+            raise ValueError(f"feature layer must be in 1..{total} for {spec.model}, got {spec.layer}")
+        base.layers = base.layers[: spec.layer]
+        base.config.num_hidden_layers = spec.layer
+        self.model = base.eval()
+        self.width = base.config.hidden_size
+        self.parameter_count = sum(p.numel() for p in base.parameters())
+
+    def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Token ids of the written-out solution and the index of each step's last token."""
+        head = TEXT_FORMAT.format(question=question)
+        text, ends = head, []
+        for i, step in enumerate(steps):
+            text += (self.spec.step_delimiter if i else "") + step
+            ends.append(len(text))
+        enc = self.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        if len(ids) > self.spec.max_length:
+            raise ValueError(f"solution is {len(ids)} tokens, the feature model takes {self.spec.max_length}")
+        # A step ends at the last token that starts before its final character ends.
+        positions, t = [], 0
+        for end in ends:
+            while t + 1 < len(ids) and offsets[t + 1][0] < end:
+                t += 1
+            positions.append(t)
+        return ids, positions
+
+    def __call__(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[np.ndarray]:
+        """One (steps x width) array per (question, steps) item."""
+        import torch
+
+        encoded = [self.encode(q, steps) for q, steps in items]
+        out: list[np.ndarray | None] = [None] * len(items)
+        order = sorted(range(len(items)), key=lambda i: len(encoded[i][0]))  # little padding per batch
+        pad = self.tokenizer.pad_token_id or 0
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            width = max(len(encoded[i][0]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                n = len(encoded[i][0])
+                ids[row, :n] = torch.tensor(encoded[i][0])
+                mask[row, :n] = 1
+            with torch.no_grad():
+                states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            for row, i in enumerate(batch):
+                out[i] = states[row, encoded[i][1]].numpy().astype(np.float32)
+        return out  # type: ignore[return-value]
+
+    def tokens(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[int]:
+        return [len(self.encode(q, steps)[0]) for q, steps in items]

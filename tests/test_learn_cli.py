@@ -1,0 +1,97 @@
+"""`testtime train-prm` and `testtime eval-verifier` end to end on the real embedded model."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from testtime.learn.artifact import HeadArtifact, default_artifact_path
+from testtime.learn.labels import LABEL_UNIT
+from testtime.store import RunStore
+
+TESTTIME = [sys.executable, "-m", "testtime"]
+
+
+def testtime(*args, timeout=900):
+    return subprocess.run(TESTTIME + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_shipped_artifact_loads_and_records_how_it_was_made():
+    artifact = HeadArtifact.load(default_artifact_path(), with_records=True)
+    assert set(artifact.heads) == {"prm", "orm"}
+    meta = artifact.meta
+    assert meta["labels"]["dataset"] == "gsm8k-train" and meta["sizes"]["train_steps"] > 0
+    held = set(meta["heldout_ids"])
+    assert held and held <= {r["id"] for r in artifact.records}
+    assert all(r["id"].startswith("gsm8k-train") for r in artifact.records)  # trained on the train split only
+
+
+@pytest.mark.engine
+def test_train_prm_labels_and_resumes(tmp_path):
+    out = tmp_path / "prm"
+    args = ["train-prm", "--dataset", "sample", "--limit", "2", "--samples", "2", "--rollouts", "1",
+            "--max-tokens", "48", "--keep-unsolved", "--label-only", "--out", out]
+    first = testtime(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    store = RunStore(out)
+    records = store.lines(LABEL_UNIT)
+    assert len(records) == 2 and all(len(r["solutions"]) == 2 for r in records)
+    for record in records:
+        for solution in record["solutions"]:
+            steps = solution["steps"]
+            assert steps[-1]["value"] == float(solution["correct"]) and steps[-1]["rollouts"] == 1
+            assert all(s["rollouts"] == 2 and 0 <= s["value"] <= 1 for s in steps[:-1])
+    store.close()
+    again = testtime(*args, "--resume")
+    assert again.returncode == 0 and "0 to go" in again.stderr
+    changed = testtime(*[a if a != "48" else "64" for a in args], "--resume")
+    assert changed.returncode == 2 and "labels.max_tokens: stored 48, now 64" in changed.stderr
+
+
+def test_eval_verifier_on_the_demo_pool(demo_run):
+    proc = testtime("eval-verifier", demo_run, "--max-n", "4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for selector in ("prm (product)", "prm (min)", "prm (last)", "orm", "arithmetic", "majority", "pass@N"):
+        assert selector in proc.stdout
+    result = json.loads((demo_run / "verifier_eval.json").read_text())
+    assert result["questions"] == 4 and result["pool_size"] == 4
+    rows = {(r["selector"], r["n"]): r["accuracy"] for r in result["best_of_n"]}
+    assert {n for _, n in rows} == {1, 2, 4}
+    for (selector, n), accuracy in rows.items():
+        assert accuracy <= rows[("pass@N (oracle)", n)] + 1e-9  # no selector beats the oracle
+        if n == 1 and selector != "majority":  # exact best-of-1 is one random sample: pass@1
+            assert accuracy == pytest.approx(rows[("pass@N (oracle)", 1)])
+    assert all(len(q["prm (product)"]) == 4 and len(q["orm"]) == 4 for q in result["scores"])
+    assert 0 <= result["step_auroc"]["prm"] <= 1 and result["heldout_steps"] > 0
+
+
+def test_eval_verifier_errors_name_the_problem(tmp_path, demo_run):
+    missing = testtime("eval-verifier", tmp_path / "nothing")
+    assert missing.returncode == 2 and "holds no run" in missing.stderr
+    too_many = testtime("eval-verifier", demo_run, "--max-n", "64")
+    assert too_many.returncode == 2 and "larger than the pool's 4 samples" in too_many.stderr
+    bad_artifact = testtime("eval-verifier", demo_run, "--artifact", tmp_path)
+    assert bad_artifact.returncode == 2 and "no artifact.json" in bad_artifact.stderr
+
+
+def test_verifier_options_reach_the_constructor_or_are_refused_by_name(tmp_path):
+    from testtime.cli import _make_verifier
+
+    served = _make_verifier("served", "min", "http://127.0.0.1:9/score", ["protocol=vllm_pooling", "good-index=0"])
+    assert (served.url, served.protocol, served.good_index, served.aggregation.value) == (
+        "http://127.0.0.1:9/score/pooling", "vllm_pooling", 0, "min")
+    with pytest.raises(ValueError, match="expected a int"):
+        _make_verifier("served", None, "http://127.0.0.1:9", ["batch_size=many"])
+    with pytest.raises(ValueError, match="scores whole solutions"):
+        _make_verifier("orm", "min")
+    with pytest.raises(ValueError, match="takes no --verifier-model"):
+        _make_verifier("arithmetic", None, "somewhere")
+    with pytest.raises(ValueError, match="expected NAME=VALUE"):
+        _make_verifier("served", None, "http://127.0.0.1:9", ["protocol"])
+    with pytest.raises(ValueError, match="verifier 'arithmetic' takes no option 'colour'"):
+        _make_verifier("arithmetic", None, None, ["colour=red"])
+    with pytest.raises(ValueError, match="pass --verifier too"):
+        _make_verifier(None, None, "somewhere")
+    with pytest.raises(ValueError, match="no artifact.json"):
+        _make_verifier("prm", None, str(tmp_path))

@@ -1,0 +1,121 @@
+"""The value head, AUROC, exact best-of-N, and the artifact format (numbers checked by hand
+or by brute force)."""
+
+import itertools
+import json
+import random
+
+import numpy as np
+import pytest
+
+from testtime.analysis.verifier_eval import PoolQuestion, best_of_n_accuracy, best_of_n_table
+from testtime.learn.artifact import ArtifactError, HeadArtifact
+from testtime.learn.features import FeatureSpec
+from testtime.learn.head import auroc, choose_alpha, fit_value_head
+from testtime.learn.train import is_heldout
+
+
+def test_auroc_by_hand():
+    # Pairs (pos, neg): (0.9,0.1) win, (0.9,0.5) win, (0.4,0.1) win, (0.4,0.5) loss -> 3/4.
+    assert auroc([0.9, 0.4, 0.1, 0.5], [True, True, False, False]) == 0.75
+    assert auroc([0.5, 0.5], [True, False]) == 0.5  # a tie counts one half
+    assert auroc([0.2, 0.3], [True, True]) is None
+
+
+def test_head_learns_a_separable_rule_and_soft_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(float)
+    head = fit_value_head(x, y, alpha=1e-3)
+    assert auroc(head.predict(x), y > 0.5) > 0.99
+    # Soft labels: a constant target of 0.3 is matched by the bias alone.
+    flat = fit_value_head(x, np.full(400, 0.3), alpha=1.0)
+    assert np.allclose(flat.predict(x), 0.3, atol=1e-3)
+
+
+def test_bad_labels_are_refused():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fit_value_head(np.zeros((2, 3)), [0.0, 2.0], alpha=1.0)
+    with pytest.raises(ValueError, match="one label per feature row"):
+        fit_value_head(np.zeros((2, 3)), [0.0], alpha=1.0)
+
+
+def test_alpha_is_chosen_by_grouped_cross_validation():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 50))
+    y = (x[:, 0] > 0).astype(float)
+    groups = [f"q{i // 5}" for i in range(300)]
+    alpha, losses = choose_alpha(x, y, groups)
+    assert set(losses) == {1e-3, 1e-2, 1e-1, 1.0} and losses[alpha] == min(losses.values())
+
+
+def brute_force_best_of_n(scores, correct, n):
+    """Average over every n-subset; ties at the top shared uniformly."""
+    total = []
+    for subset in itertools.combinations(range(len(scores)), n):
+        top = max(scores[i] for i in subset)
+        tied = [i for i in subset if scores[i] == top]
+        total.append(sum(correct[i] for i in tied) / len(tied))
+    return sum(total) / len(total)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_exact_best_of_n_matches_every_subset(seed):
+    rng = random.Random(seed)
+    scores = [rng.choice([0.1, 0.5, 0.5, 0.9, rng.random()]) for _ in range(7)]
+    correct = [rng.random() < 0.4 for _ in range(7)]
+    for n in range(1, 8):
+        assert best_of_n_accuracy(scores, correct, n) == pytest.approx(brute_force_best_of_n(scores, correct, n))
+
+
+def test_best_of_n_table_has_every_selector_with_intervals():
+    questions = [PoolQuestion("a", ["1", "1", "2", "3"], [True, True, False, False], {"v": [0.9, 0.2, 0.8, 0.1]}),
+                 PoolQuestion("b", ["5", "6", "6", "6"], [True, False, False, False], {"v": [0.1, 0.2, 0.3, 0.4]})]
+    rows = best_of_n_table(questions, [1, 4])
+    cell = {(r["selector"], r["n"]): r for r in rows}
+    assert cell[("v", 4)]["accuracy"] == 0.5  # picks the right one on a, the wrong one on b
+    assert cell[("majority", 4)]["accuracy"] == 0.5  # '1' wins a, '6' wins b
+    assert cell[("pass@N (oracle)", 4)]["accuracy"] == 1.0
+    assert cell[("v", 1)]["accuracy"] == pytest.approx((0.5 + 0.25) / 2)  # best-of-1 is pass@1
+    assert all(r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] for r in rows)
+
+
+def test_heldout_split_is_stable_and_near_its_share():
+    ids = [f"gsm8k-train-{i}" for i in range(2000)]
+    held = [i for i in ids if is_heldout(i, 0.25)]
+    assert held == [i for i in ids if is_heldout(i, 0.25)]
+    assert 0.22 < len(held) / len(ids) < 0.28
+
+
+def small_artifact():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 4))
+    head = fit_value_head(x, (x[:, 0] > 0).astype(float), alpha=0.1)
+    return HeadArtifact(FeatureSpec("some-model", 3), {"prm": head, "orm": head},
+                        meta={"sizes": {"train_steps": 40}}, records=[{"id": "q", "labelled": True}]), x
+
+
+def test_artifact_round_trip(tmp_path):
+    artifact, x = small_artifact()
+    artifact.save(tmp_path / "a")
+    loaded = HeadArtifact.load(tmp_path / "a", with_records=True)
+    assert loaded.feature == artifact.feature and loaded.meta == artifact.meta
+    assert list(loaded.records) == [{"id": "q", "labelled": True}]
+    assert np.allclose(loaded.heads["prm"].predict(x), artifact.heads["prm"].predict(x))
+    artifact.save(tmp_path / "a")  # replacing an artifact leaves no temporary folder behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_artifact_errors_say_what_is_wrong(tmp_path):
+    with pytest.raises(ArtifactError, match="no artifact.json"):
+        HeadArtifact.load(tmp_path)
+    artifact, _ = small_artifact()
+    artifact.save(tmp_path / "a")
+    doc = json.loads((tmp_path / "a" / "artifact.json").read_text())
+    (tmp_path / "a" / "artifact.json").write_text(json.dumps({**doc, "version": 99}))
+    with pytest.raises(ArtifactError, match="version 99"):
+        HeadArtifact.load(tmp_path / "a")
+    (tmp_path / "a" / "artifact.json").write_text(json.dumps(doc))
+    (tmp_path / "a" / "heads.npz").write_bytes(b"not numpy")
+    with pytest.raises(ArtifactError, match="heads.npz"):
+        HeadArtifact.load(tmp_path / "a")
