@@ -7,7 +7,7 @@ solves give step labels with both outcomes; so the training questions are the fi
 --questions of GSM8K train whose reference solution has at most --max-reference-steps
 calculations (the test pool is not filtered).
 
-    .venv/bin/python bench/train_prm.py --questions 160 --out runs/prm
+    .venv/bin/python bench/train_prm.py --questions 128 --out runs/prm
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def short_questions(data_root: Path, out: Path, limit: int, max_steps: int) -> P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=160)
+    parser.add_argument("--questions", type=int, default=128)
     parser.add_argument("--max-reference-steps", type=int, default=2)
     parser.add_argument("--test-questions", type=int, default=24)
     parser.add_argument("--pool", type=int, default=64)

@@ -45,14 +45,16 @@ def test_step_values_by_hand():
     assert all(r.prompt.continuation.endswith("\n\n") for r in gen.calls[1])
 
 
-def test_unsolved_questions_are_not_rolled_out_unless_asked():
+def test_unsolved_questions_are_labelled_by_their_own_endings_unless_rolled_out():
     gen = StepGenerator(good_or_bad)
     [record] = label_tasks([UNSOLVABLE], context(gen), LabelParams(samples=2, rollouts=2))
-    assert (record["correct"], record["labelled"]) == (False, False)
-    assert all("steps" not in s for s in record["solutions"]) and len(gen.calls) == 1
-    [kept] = label_tasks([UNSOLVABLE], context(StepGenerator(good_or_bad)),
-                         LabelParams(samples=2, rollouts=1, keep_unsolved=True))
-    assert kept["labelled"] and all(s["value"] == 0 for sol in kept["solutions"] for s in sol["steps"])
+    assert (record["correct"], record["rolled_out"]) == (False, False) and len(gen.calls) == 1
+    steps = [s for sol in record["solutions"] for s in sol["steps"]]
+    assert len(steps) == 6 and all((s["value"], s["rollouts"]) == (0.0, 1) for s in steps)
+    gen = StepGenerator(good_or_bad)
+    [rolled] = label_tasks([UNSOLVABLE], context(gen), LabelParams(samples=2, rollouts=1, rollout_unsolved=True))
+    assert rolled["rolled_out"] and len(gen.calls) == 2
+    assert [s["rollouts"] for s in rolled["solutions"][0]["steps"]] == [2, 2, 1]
 
 
 def test_zero_rollouts_label_with_the_solutions_own_ending():
@@ -70,7 +72,7 @@ def test_labelling_resumes_where_it_stopped(tmp_path):
     records = store.lines(LABEL_UNIT)
     assert [r["id"] for r in records] == ["q1", "q2"]
     rows = labelled_steps(records)
-    assert len(rows) == 6 and {r["id"] for r in rows} == {"q1"}
+    assert len(rows) == 12 and {r["id"] for r in rows} == {"q1", "q2"}
 
 
 @pytest.mark.parametrize("field,value", [("samples", 0), ("rollouts", -1), ("chunk", 0), ("max_tokens", 0)])

@@ -59,7 +59,7 @@ def labelled_records(count):
             steps = [{"text": f"Step {i}: this is {word} work on item {q}.", "hits": int(good), "rollouts": 1,
                       "value": float(good)} for i in range(3)]
             solutions.append({"text": "", "answer": str(j), "correct": good, "steps": steps})
-        records.append({"id": f"q{q}", "question": f"Question number {q}?", "labelled": True,
+        records.append({"id": f"q{q}", "question": f"Question number {q}?", "rolled_out": True,
                         "solutions": solutions})
     return records
 

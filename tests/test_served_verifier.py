@@ -434,3 +434,31 @@ def test_vllm_pooling_scalar_rows_with_good_index_none(pooling):
     handler.mangle = staticmethod(flat)
     with _served(url, protocol="vllm_pooling", good_index=None) as served:
         assert served.score_steps(POOLING_SOLUTIONS[:1])[0].scores == (0.9, 0.2, 0.9)
+
+
+def test_testtime_serve_verifier_serves_a_named_verifier_to_the_client():
+    """`testtime serve-verifier` as a user runs it, scored through the client."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "testtime", "serve-verifier", "--verifier", "arithmetic",
+                             "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError(f"serve-verifier did not come up: {proc.stderr.read() if proc.poll() else ''}")
+        solutions = [Solution("q", "2 + 2 = 4\n\n3 * 3 = 10"), Solution("q", "5 - 1 = 4")]
+        served = _served(f"http://127.0.0.1:{port}/score")
+        local = ArithmeticVerifier()
+        assert [s.scores for s in served.score_steps(solutions)] == [s.scores for s in local.score_steps(solutions)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -498,6 +498,31 @@ def serve(
         gen.close()
 
 
+@app.command("serve-verifier")
+def serve_verifier(
+    verifier: str = typer.Option("prm", help="verifier name (see `testtime strategies`)"),
+    verifier_model: Optional[str] = typer.Option(None, help="its checkpoint, artifact folder or URL"),
+    verifier_option: list[str] = typer.Option([], help="a verifier setting NAME=VALUE"),
+    aggregation: Optional[str] = None,
+    host: str = typer.Option("127.0.0.1", help="bind address (default loopback only)"),
+    port: int = 8001,
+    api_key: Optional[str] = typer.Option(None, help="required Bearer key; none: no authentication"),
+):
+    """Serve a verifier over HTTP (testtime's scorer protocol) for `--verifier served --verifier-model URL`."""
+    import uvicorn
+
+    from testtime.verifiers.scorer_server import scorer_app
+
+    try:
+        served = _make_verifier(verifier, aggregation, verifier_model, verifier_option)
+        if served is None:
+            raise ValueError("--verifier none: there is nothing to serve")
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"serving verifier {verifier} on http://{host}:{port}/score")
+    uvicorn.run(scorer_app(served, api_key=api_key), host=host, port=port, log_level="warning")
+
+
 @app.command()
 def strategies():
     """List the strategies (with their parameters) and verifiers."""

@@ -28,7 +28,8 @@ def train_prm(
     limit: Optional[int] = typer.Option(160, help="use only the first N questions (0: all)"),
     samples: int = typer.Option(6, help="solutions sampled per question"),
     rollouts: int = typer.Option(2, help="fresh continuations from each intermediate step prefix"),
-    keep_unsolved: bool = typer.Option(False, help="also label questions none of whose samples is right"),
+    rollout_unsolved: bool = typer.Option(False, help="also roll out questions none of whose samples is right "
+                                                      "(else their steps are labelled by their own endings alone)"),
     max_tokens: int = 256,
     temperature: float = 0.8,
     chunk_size: int = typer.Option(16, help="questions per batched engine call; each chunk is committed when done"),
@@ -49,7 +50,7 @@ def train_prm(
 
     try:
         params = LabelParams(samples=samples, rollouts=rollouts, max_tokens=max_tokens, temperature=temperature,
-                             keep_unsolved=keep_unsolved, chunk=chunk_size)
+                             rollout_unsolved=rollout_unsolved, chunk=chunk_size)
         if not 0 <= heldout < 1:
             raise ValueError(f"--heldout must be in [0, 1), got {heldout}")
         tasks = load_dataset(dataset, limit=limit or None, data_root=data_root)
@@ -97,11 +98,11 @@ def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams) -> 
             bar = progress.add_task("questions", total=len(left), stats="")
 
             def committed(records: list[dict]) -> None:
-                counts["solved"] += sum(r["labelled"] for r in records)
+                counts["solved"] += sum(r["correct"] for r in records)
                 counts["steps"] += sum(len(s.get("steps", ())) for r in records for s in r["solutions"])
                 counts["tokens"] += sum(r["tokens"] for r in records)
                 rate = counts["tokens"] / (time.perf_counter() - started)
-                stats = f"{counts['solved']} labelled, {counts['steps']} steps, {rate:.0f} tok/s"
+                stats = f"{counts['solved']} solved (rolled out), {counts['steps']} steps, {rate:.0f} tok/s"
                 progress.update(bar, advance=len(records), stats=stats)
                 if not console.is_terminal:  # a log file gets a line per committed chunk
                     console.print(f"{progress.tasks[0].completed:.0f} of {len(left)} questions: {stats}")

@@ -7,9 +7,10 @@ which is itself a draw from the policy given that prefix. Soft label = that
 fraction; hard label = whether any continuation got there. The last step's value
 is the solution's own correctness.
 
-Questions none of whose samples is right are kept unlabelled by default (their
-step values would be almost all 0 on a weak policy, and they cost most of the
-rollouts); ``keep_unsolved`` labels them too.
+Fresh rollouts are spent only on questions one of whose samples is right: on a
+weak policy the others' values are almost all 0, and rolling them out would cost
+most of the budget. Their steps are labelled from their own endings alone (one
+continuation each), which costs nothing; ``rollout_unsolved`` rolls them out too.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class LabelParams:
     rollouts: int = 2  # fresh continuations from each intermediate step prefix
     max_tokens: int = 256
     temperature: float = 0.8
-    keep_unsolved: bool = False
+    rollout_unsolved: bool = False
     step_delimiter: str = DEFAULT_STEP_DELIMITER
     chunk: int = 16  # questions per batched engine call (and per commit)
 
@@ -66,17 +67,16 @@ def label_tasks(tasks: Sequence[Task], ctx: Context, params: LabelParams) -> lis
         solutions = [{"text": c.text, "answer": extract_answer(c.text), "tokens": c.token_count,
                       "correct": _reaches(c.text, task)} for c in result.completions]
         solved = any(s["correct"] for s in solutions)
+        rolled_out = solved or params.rollout_unsolved
         record = {"id": task.id, "question": task.question, "gold": task.answer, "correct": solved,
-                  "labelled": solved or params.keep_unsolved, "solutions": solutions,
+                  "rolled_out": rolled_out, "solutions": solutions,
                   "tokens": result.completion_tokens}
         records.append(record)
-        if not record["labelled"]:
-            continue
         for j, solution in enumerate(solutions):
             steps = split_steps(solution["text"], params.step_delimiter)
             # The solution's own ending is one continuation of every one of its prefixes.
             solution["steps"] = [{"text": s, "hits": int(solution["correct"]), "rollouts": 1} for s in steps]
-            for i in range(1, len(steps)) if params.rollouts else ():
+            for i in range(1, len(steps)) if params.rollouts and rolled_out else ():
                 prefix = params.step_delimiter.join(steps[:i]) + params.step_delimiter
                 requests.append(GenerationRequest(prompt.extend(prefix), params.rollouts,
                                                   sampling(task, "rollout", j, i)))

@@ -43,7 +43,7 @@ class StepTable:
 
 
 def step_table(records: Sequence[dict], features: HiddenStates) -> StepTable:
-    solutions = [(r, s) for r in records if r.get("labelled") for s in r["solutions"]]
+    solutions = [(r, s) for r in records for s in r["solutions"]]
     arrays = features([(r["question"], [step["text"] for step in s["steps"]]) for r, s in solutions])
     value, hard, last, correct, question = [], [], [], [], []
     for (r, s), array in zip(solutions, arrays):
@@ -88,7 +88,7 @@ def train_heads(records: Sequence[dict], features: HiddenStates, heldout_fractio
         "train_step_auroc": auroc(prm.predict(train.features), train.hard),
     }
     sizes = {"questions": len({r["id"] for r in records}),
-             "labelled_questions": len(set(table.question)),
+             "rolled_out_questions": sum(bool(r.get("rolled_out")) for r in records),
              "train_questions": len(set(train.question)), "heldout_questions": len(set(test.question)),
              "train_steps": int(len(train.value)), "heldout_steps": int(len(test.value)),
              "train_solutions": int(train.last.sum()), "heldout_solutions": int(test.last.sum()),
@@ -101,5 +101,4 @@ def train_heads(records: Sequence[dict], features: HiddenStates, heldout_fractio
                          "fit_seconds": round(time.perf_counter() - featured, 1)},
             "sizes": sizes, "metrics": metrics,
             "heldout_ids": sorted(set(test.question))}
-    labelled = [r for r in records if r.get("labelled")]
-    return HeadArtifact(feature=features.spec, heads={"prm": prm, "orm": orm}, meta=meta, records=labelled)
+    return HeadArtifact(feature=features.spec, heads={"prm": prm, "orm": orm}, meta=meta, records=list(records))
