@@ -7,13 +7,15 @@ solves give step labels with both outcomes; so the training questions are the fi
 --questions of GSM8K train whose reference solution has at most --max-reference-steps
 calculations (the test pool is not filtered).
 
-    .venv/bin/python bench/train_prm.py --questions 128 --out runs/prm
+    .venv/bin/python bench/train_prm.py --questions 128 --out runs/prm            # label, train, pool, eval
+    .venv/bin/python bench/train_prm.py --stage ship                              # into the package
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,11 +50,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=128)
     parser.add_argument("--max-reference-steps", type=int, default=2)
-    parser.add_argument("--test-questions", type=int, default=24)
+    parser.add_argument("--test-questions", type=int, default=16)
     parser.add_argument("--pool", type=int, default=64)
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path("runs/prm"))
-    parser.add_argument("--stage", choices=("label", "train", "pool", "eval", "all"), default="all")
+    parser.add_argument("--stage", choices=("label", "train", "pool", "eval", "ship", "all"), default="all")
     a = parser.parse_args()
     train_file = short_questions(a.data_root, a.out, a.questions, a.max_reference_steps)
     label = ["train-prm", "--dataset", str(train_file), "--out", str(a.out)]
@@ -68,6 +70,12 @@ def main() -> None:
     if a.stage in ("eval", "all"):
         subprocess.run(TESTTIME + ["eval-verifier", str(pool), "--artifact", str(a.out / "artifact"),
                                    "--max-n", str(a.pool)], check=True)
+    if a.stage == "ship":  # the artifact becomes the package's default `prm` / `orm`
+        shipped = REPO / "src" / "testtime" / "data" / "verifiers" / "smollm2-gsm8k"
+        shutil.rmtree(shipped, ignore_errors=True)
+        shutil.copytree(a.out / "artifact", shipped)
+        shutil.copy(REPO / "src" / "testtime" / "data" / "LICENSE-gsm8k", shipped / "LICENSE-gsm8k")
+        print(f"shipped {a.out / 'artifact'} as {shipped}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,9 @@ class HeadArtifact:
         target = Path(folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; an artifact is shared like any folder
         try:
             arrays = {f"{name}_{part}": np.asarray(getattr(head, part), dtype=np.float64)
                       for name, head in self.heads.items() for part in ("mean", "scale", "weights", "bias")}

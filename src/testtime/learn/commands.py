@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -65,14 +66,14 @@ def train_prm(
     label_seconds = time.perf_counter() - started + store.get_meta("label_seconds", 0.0)
     store.set_meta("label_seconds", label_seconds)
     records = store.lines(LABEL_UNIT)
-    store.export()
+    store.write_derived("labels.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if label_only:
         return
     try:
         with console.status(f"computing hidden states of {feature_model} (layer {layer}) ..."):
             features = HiddenStates(FeatureSpec(feature_model, layer, params.step_delimiter))
         artifact = train_heads(records, features, heldout_fraction=heldout, seed=seed,
-                               log=lambda m: console.print(m))
+                               log=lambda m: console.print(m), cache=out / f"features-layer{layer}.npz")
     except ValueError as exc:
         _fail(f"train-prm: {exc}")
     artifact.meta["labels"] = {**config, "label_seconds": round(label_seconds, 1),
@@ -130,7 +131,6 @@ def eval_verifier(
     seed: int = 0,
 ):
     """Step-level AUROC on held-out labelled steps, and best-of-N by N for PRM, ORM, arithmetic and majority."""
-    import json
 
     from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, heldout_step_auroc,
                                                  pool_questions, score_pool)

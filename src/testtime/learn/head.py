@@ -15,7 +15,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import rankdata
 
-ALPHAS = (1e-3, 1e-2, 1e-1, 1.0)
+ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -68,19 +68,22 @@ def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def choose_alpha(features: np.ndarray, labels: Sequence[float], groups: Sequence[str],
-                 folds: int = 3, alphas: Sequence[float] = ALPHAS) -> tuple[float, dict[float, float]]:
-    """The alpha with the lowest cross-validated log loss, folds split by group; every alpha's loss."""
+def out_of_fold(features: np.ndarray, labels: Sequence[float], groups: Sequence[str], alpha: float,
+                folds: int = 4) -> np.ndarray:
+    """Each row's prediction by a head fitted on the other folds (folds split by group)."""
     y = np.asarray(labels, dtype=np.float64)
     names = sorted(set(groups))
     fold_of = {g: i % folds for i, g in enumerate(names)}
     fold = np.array([fold_of[g] for g in groups])
-    losses = {}
-    for alpha in alphas:
-        total = 0.0
-        for f in range(min(folds, len(names))):
-            train, test = fold != f, fold == f
-            head = fit_value_head(features[train], y[train], alpha)
-            total += log_loss(head.predict(features[test]), y[test]) * test.sum()
-        losses[alpha] = total / len(y)
+    predicted = np.zeros(len(y))
+    for f in range(min(folds, len(names))):
+        test = fold == f
+        predicted[test] = fit_value_head(features[~test], y[~test], alpha).predict(features[test])
+    return predicted
+
+
+def choose_alpha(features: np.ndarray, labels: Sequence[float], groups: Sequence[str],
+                 folds: int = 3, alphas: Sequence[float] = ALPHAS) -> tuple[float, dict[float, float]]:
+    """The alpha with the lowest cross-validated log loss, folds split by group; every alpha's loss."""
+    losses = {alpha: log_loss(out_of_fold(features, labels, groups, alpha, folds), labels) for alpha in alphas}
     return min(losses, key=losses.get), losses
