@@ -3,7 +3,9 @@ or by brute force)."""
 
 import itertools
 import json
+import os
 import random
+import stat
 
 import numpy as np
 import pytest
@@ -104,6 +106,9 @@ def test_artifact_round_trip(tmp_path):
     assert np.allclose(loaded.heads["prm"].predict(x), artifact.heads["prm"].predict(x))
     artifact.save(tmp_path / "a")  # replacing an artifact leaves no temporary folder behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o777 & ~umask  # not mkdtemp's private 0700
 
 
 def test_artifact_errors_say_what_is_wrong(tmp_path):
