@@ -17,6 +17,11 @@ def testtime(*args, timeout=900):
     return subprocess.run(TESTTIME + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
 
 
+def said(proc) -> str:
+    """stderr with rich's line wrapping undone."""
+    return " ".join(proc.stderr.split())
+
+
 def test_the_shipped_artifact_loads_and_records_how_it_was_made():
     artifact = HeadArtifact.load(default_artifact_path(), with_records=True)
     assert set(artifact.heads) == {"prm", "orm"}
@@ -44,9 +49,9 @@ def test_train_prm_labels_and_resumes(tmp_path):
             assert all(s["rollouts"] == 2 and 0 <= s["value"] <= 1 for s in steps[:-1])
     store.close()
     again = testtime(*args, "--resume")
-    assert again.returncode == 0 and "0 to go" in again.stderr
+    assert again.returncode == 0 and "0 to go" in said(again)
     changed = testtime(*[a if a != "48" else "64" for a in args], "--resume")
-    assert changed.returncode == 2 and "labels.max_tokens: stored 48, now 64" in changed.stderr
+    assert changed.returncode == 2 and "labels.max_tokens: stored 48, now 64" in said(changed)
 
 
 def test_eval_verifier_on_the_demo_pool(demo_run):
@@ -68,11 +73,11 @@ def test_eval_verifier_on_the_demo_pool(demo_run):
 
 def test_eval_verifier_errors_name_the_problem(tmp_path, demo_run):
     missing = testtime("eval-verifier", tmp_path / "nothing")
-    assert missing.returncode == 2 and "holds no run" in missing.stderr
+    assert missing.returncode == 2 and "holds no run" in said(missing)
     too_many = testtime("eval-verifier", demo_run, "--max-n", "64")
-    assert too_many.returncode == 2 and "larger than the pool's 4 samples" in too_many.stderr
+    assert too_many.returncode == 2 and "larger than the pool's 4 samples" in said(too_many)
     bad_artifact = testtime("eval-verifier", demo_run, "--artifact", tmp_path)
-    assert bad_artifact.returncode == 2 and "no artifact.json" in bad_artifact.stderr
+    assert bad_artifact.returncode == 2 and "no artifact.json" in said(bad_artifact)
 
 
 def test_verifier_options_reach_the_constructor_or_are_refused_by_name(tmp_path):
