@@ -13,7 +13,7 @@ from testtime.store import RunStore
 TESTTIME = [sys.executable, "-m", "testtime"]
 
 
-def testtime(*args, timeout=900):
+def run_testtime(*args, timeout=900):
     return subprocess.run(TESTTIME + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -37,7 +37,7 @@ def test_train_prm_labels_and_resumes(tmp_path):
     out = tmp_path / "prm"
     args = ["train-prm", "--dataset", "sample", "--limit", "2", "--samples", "2", "--rollouts", "1",
             "--max-tokens", "48", "--rollout-unsolved", "--label-only", "--out", out]
-    first = testtime(*args)
+    first = run_testtime(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     store = RunStore(out)
     records = store.lines(LABEL_UNIT)
@@ -48,14 +48,14 @@ def test_train_prm_labels_and_resumes(tmp_path):
             assert steps[-1]["value"] == float(solution["correct"]) and steps[-1]["rollouts"] == 1
             assert all(s["rollouts"] == 2 and 0 <= s["value"] <= 1 for s in steps[:-1])
     store.close()
-    again = testtime(*args, "--resume")
+    again = run_testtime(*args, "--resume")
     assert again.returncode == 0 and "0 to go" in said(again)
-    changed = testtime(*[a if a != "48" else "64" for a in args], "--resume")
+    changed = run_testtime(*[a if a != "48" else "64" for a in args], "--resume")
     assert changed.returncode == 2 and "labels.max_tokens: stored 48, now 64" in said(changed)
 
 
 def test_eval_verifier_on_the_demo_pool(demo_run):
-    proc = testtime("eval-verifier", demo_run, "--max-n", "4")
+    proc = run_testtime("eval-verifier", demo_run, "--max-n", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for selector in ("prm (product)", "prm (min)", "prm (last)", "orm", "arithmetic", "majority", "pass@N"):
         assert selector in proc.stdout
@@ -72,11 +72,11 @@ def test_eval_verifier_on_the_demo_pool(demo_run):
 
 
 def test_eval_verifier_errors_name_the_problem(tmp_path, demo_run):
-    missing = testtime("eval-verifier", tmp_path / "nothing")
+    missing = run_testtime("eval-verifier", tmp_path / "nothing")
     assert missing.returncode == 2 and "holds no run" in said(missing)
-    too_many = testtime("eval-verifier", demo_run, "--max-n", "64")
+    too_many = run_testtime("eval-verifier", demo_run, "--max-n", "64")
     assert too_many.returncode == 2 and "larger than the pool's 4 samples" in said(too_many)
-    bad_artifact = testtime("eval-verifier", demo_run, "--artifact", tmp_path)
+    bad_artifact = run_testtime("eval-verifier", demo_run, "--artifact", tmp_path)
     assert bad_artifact.returncode == 2 and "no artifact.json" in said(bad_artifact)
 
 

@@ -52,9 +52,10 @@ def _open(spec: GeneratorSpec):
 def _make_verifier(name: Optional[str], aggregation: Optional[str], model: Optional[str] = None,
                    settings: Sequence[str] = ()) -> Optional[Verifier]:
     if name is None or name == "none":
-        if aggregation or model or settings:
-            raise ValueError("--aggregation, --verifier-model and --verifier-option apply to a verifier: "
-                             "pass --verifier too")
+        if aggregation:
+            raise ValueError("--aggregation applies to a verifier's step scores: pass --verifier too")
+        if model or settings:
+            raise ValueError("--verifier-model and --verifier-option apply to a verifier: pass --verifier too")
         return None
     cls = Verifier.lookup(name)
     options: dict = {}
