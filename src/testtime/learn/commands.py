@@ -80,7 +80,7 @@ def train_prm(
                                "generated_tokens": sum(r["tokens"] for r in records)}
     path = artifact.save(out / "artifact")
     _print_training(artifact.meta)
-    console.print(f"wrote {path}; use it with --verifier prm --verifier-artifact {path}")
+    console.print(f"wrote {path}; use it with --verifier prm --verifier-model {path}")
 
 
 def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams) -> None:
