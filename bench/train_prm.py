@@ -9,6 +9,7 @@ calculations (the test pool is not filtered).
 
     .venv/bin/python bench/train_prm.py --questions 128 --out runs/prm            # label, train, pool, eval
     .venv/bin/python bench/train_prm.py --stage ship                              # into the package
+    .venv/bin/python bench/train_prm.py --stage summary                           # every README figure
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=64)
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path("runs/prm"))
-    parser.add_argument("--stage", choices=("label", "train", "pool", "eval", "ship", "all"), default="all")
+    parser.add_argument("--stage", choices=("label", "train", "pool", "eval", "ship", "summary", "all"),
+                        default="all")
     a = parser.parse_args()
     train_file = short_questions(a.data_root, a.out, a.questions, a.max_reference_steps)
     label = ["train-prm", "--dataset", str(train_file), "--out", str(a.out)]
@@ -76,6 +78,40 @@ def main() -> None:
         shutil.copytree(a.out / "artifact", shipped)
         shutil.copy(REPO / "src" / "testtime" / "data" / "LICENSE-gsm8k", shipped / "LICENSE-gsm8k")
         print(f"shipped {a.out / 'artifact'} as {shipped}")
+    if a.stage in ("summary", "all"):
+        print(json.dumps(summary(a.out, pool), indent=1))
+
+
+def summary(out: Path, pool: Path) -> dict:
+    """Every figure the README quotes, read back from the stored runs and the artifact."""
+    import gzip
+
+    from testtime.answers import answers_match
+
+    artifact = out / "artifact"
+    meta = json.loads((artifact / "artifact.json").read_text())
+    with gzip.open(artifact / "labels.jsonl.gz", "rt") as f:
+        records = [json.loads(line) for line in f]
+    samples = [s for r in records for s in r["solutions"]]
+    lines = [json.loads(line) for line in (pool / "results.jsonl").open()]
+    right = [sum(answers_match(c["answer"], line["gold"]) for c in line["candidates"]) for line in lines]
+    [pool_row] = json.loads((pool / "summary.json").read_text())["results"]
+    evaluation = json.loads((pool / "verifier_eval.json").read_text())
+    return {
+        "labelling": {**meta["labels"], "steps": sum(len(s["steps"]) for s in samples),
+                      "samples": len(samples), "right_samples": sum(s["correct"] for s in samples)},
+        "training": meta["training"], "sizes": meta["sizes"], "metrics": meta["metrics"],
+        "artifact_bytes": {p.name: p.stat().st_size for p in sorted(artifact.iterdir())},
+        "pool": {"questions": len(lines), "completion_tokens": pool_row["completion_tokens"],
+                 "wall_seconds": round(pool_row["wall_seconds"]), "right_samples": sum(right),
+                 "samples": sum(len(line["candidates"]) for line in lines),
+                 "questions_with_a_right_sample": sum(r > 0 for r in right)},
+        "eval": {"step_auroc": evaluation["step_auroc"], "heldout_steps": evaluation["heldout_steps"],
+                 "scoring_seconds": evaluation["scoring_seconds"],
+                 "best_of_n": {f"{r['selector']} @{r['n']}": f"{100 * r['accuracy']:.1f} % "
+                                                             f"({100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f})"
+                               for r in evaluation["best_of_n"]}},
+    }
 
 
 if __name__ == "__main__":

@@ -96,6 +96,8 @@ def test_verifier_options_reach_the_constructor_or_are_refused_by_name(tmp_path)
         _make_verifier("served", None, "http://127.0.0.1:9", ["protocol"])
     with pytest.raises(ValueError, match="verifier 'arithmetic' takes no option 'colour'"):
         _make_verifier("arithmetic", None, None, ["colour=red"])
+    with pytest.raises(ValueError, match="verifier 'llm_judge'.*generator"):  # it needs a generator object
+        _make_verifier("llm_judge", None)
     with pytest.raises(ValueError, match="pass --verifier too"):
         _make_verifier(None, None, "somewhere")
     with pytest.raises(ValueError, match="no artifact.json"):

@@ -73,8 +73,6 @@ def _make_verifier(name: Optional[str], aggregation: Optional[str], model: Optio
         if not cls.model_parameter:
             raise ValueError(f"verifier {name!r} takes no --verifier-model")
         options[cls.model_parameter] = model
-    elif name == "llm_judge":
-        raise ValueError("verifier 'llm_judge' needs a generator to ask: use it from the Python API")
     try:
         return Verifier.from_name(name, **options)
     except TypeError as exc:  # an option the verifier does not take

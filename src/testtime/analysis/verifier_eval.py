@@ -16,10 +16,21 @@ from math import comb
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
 from testtime.analysis.estimators import bootstrap_interval, pass_at_k, replay, sample_orders
 from testtime.answers import answers_match, normalize_answer
 from testtime.selection import Candidate
+
+
+def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
+    """Area under the ROC curve (ties count one half); None without both classes."""
+    s, pos = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(s)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def best_of_n_accuracy(scores: Sequence[float], correct: Sequence[bool], n: int) -> float:
@@ -86,7 +97,6 @@ def best_of_n_table(questions: Sequence[PoolQuestion], budgets: Sequence[int], o
 
 def heldout_step_auroc(records: Sequence[dict], verifier, delimiter: str) -> float | None:
     """AUROC of a process verifier's step scores against the hard labels of labelled steps."""
-    from testtime.learn.head import auroc
     from testtime.verifiers import Solution
 
     solutions = [(r["question"], s["steps"]) for r in records for s in r["solutions"]]

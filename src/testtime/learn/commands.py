@@ -140,9 +140,9 @@ def eval_verifier(
     try:
         folder = resolve_artifact(artifact)
         trained = HeadArtifact.load(folder, with_records=True)
-        store = RunStore(pool_run) if (pool_run / "run.db").exists() else None
-        if store is None:
+        if not (pool_run / "run.db").exists():
             raise ValueError(f"{pool_run} holds no run (no run.db)")
+        store = RunStore(pool_run)
         lines = next((ls for d, ls in store.lines_by_unit() if d.get("strategy") == "pool"), None)
         if not lines:
             raise ValueError(f"{pool_run} holds no pool: make one with `testtime sweep --n {max_n} ...`")

@@ -68,26 +68,34 @@ class HiddenStates:
 
     def __call__(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[np.ndarray]:
         """One (steps x width) array per (question, steps) item."""
+        return [array for array, _ in self.with_tokens(items)]
+
+    def with_tokens(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[np.ndarray, int]]:
+        """Each item's (steps x width) array and the number of tokens the model read for it."""
         import torch
 
         encoded = [self.encode(q, steps) for q, steps in items]
-        out: list[np.ndarray | None] = [None] * len(items)
+        out: list[tuple[np.ndarray, int] | None] = [None] * len(items)
         order = sorted(range(len(items)), key=lambda i: len(encoded[i][0]))  # little padding per batch
-        pad = self.tokenizer.pad_token_id or 0
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
-            width = max(len(encoded[i][0]) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                n = len(encoded[i][0])
-                ids[row, :n] = torch.tensor(encoded[i][0])
-                mask[row, :n] = 1
+            ids, mask = right_padded([encoded[i][0] for i in batch], self.tokenizer.pad_token_id or 0)
             with torch.no_grad():
                 states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
             for row, i in enumerate(batch):
-                out[i] = states[row, encoded[i][1]].numpy().astype(np.float32)
+                out[i] = (states[row, encoded[i][1]].numpy().astype(np.float32), len(encoded[i][0]))
         return out  # type: ignore[return-value]
 
-    def tokens(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[int]:
-        return [len(self.encode(q, steps)[0]) for q, steps in items]
+
+def right_padded(sequences: Sequence[Sequence[int]], pad_id: int):
+    """Token id rows padded on the right, and the attention mask: a causal model's real tokens never see
+    the padding, so each row's states are those it would have alone."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, : len(sequence)] = 1
+    return ids, mask

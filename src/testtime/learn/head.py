@@ -13,7 +13,6 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
-from scipy.stats import rankdata
 
 ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
@@ -56,16 +55,6 @@ def log_loss(predicted: np.ndarray, labels: Sequence[float]) -> float:
     p = np.clip(predicted, 1e-7, 1 - 1e-7)
     y = np.asarray(labels, dtype=np.float64)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
-    """Area under the ROC curve (ties count one half); None without both classes."""
-    s, pos = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(s)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def out_of_fold(features: np.ndarray, labels: Sequence[float], groups: Sequence[str], alpha: float,

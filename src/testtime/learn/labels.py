@@ -87,7 +87,7 @@ def label_tasks(tasks: Sequence[Task], ctx: Context, params: LabelParams) -> lis
         record["tokens"] += result.completion_tokens
     for record in records:
         for solution in record["solutions"]:
-            for step in solution.get("steps", ()):
+            for step in solution["steps"]:
                 step["value"] = step["hits"] / step["rollouts"]
     return records
 
@@ -106,8 +106,3 @@ def label_dataset(tasks: Sequence[Task], ctx: Context, params: LabelParams, stor
             on_commit(records)
     return len(pending)
 
-
-def labelled_steps(records: Sequence[dict]) -> list[dict]:
-    """Flat rows (question id, solution index, step index, value, hard label) of every labelled step."""
-    return [{"id": r["id"], "solution": j, "step": i, "value": s["value"], "hard": s["hits"] > 0}
-            for r in records for j, sol in enumerate(r["solutions"]) for i, s in enumerate(sol.get("steps", ()))]

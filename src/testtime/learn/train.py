@@ -10,6 +10,7 @@ metrics, and `testtime eval-verifier`'s step AUROC, come from them.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from pathlib import Path
@@ -20,7 +21,9 @@ import numpy as np
 
 from testtime.learn.artifact import HeadArtifact
 from testtime.learn.features import HiddenStates
-from testtime.learn.head import auroc, choose_alpha, fit_value_head, out_of_fold
+from testtime.analysis.verifier_eval import auroc
+from testtime.learn.head import choose_alpha, fit_value_head, out_of_fold
+from testtime.store import write_atomic
 
 
 def is_heldout(question_id: str, fraction: float, seed: int = 0) -> bool:
@@ -38,6 +41,7 @@ class StepTable:
     last: np.ndarray  # the step ends its solution
     solution_correct: np.ndarray
     question: list[str]
+    features_cached: bool = False  # read from the cache, not computed now
 
     def rows(self, mask: np.ndarray) -> StepTable:
         return StepTable(self.features[mask], self.value[mask], self.hard[mask], self.last[mask],
@@ -49,25 +53,33 @@ def step_table(records: Sequence[dict], features: HiddenStates, cache: Path | No
     solutions = [(r, s) for r in records for s in r["solutions"]]
     items = [(r["question"], [step["text"] for step in s["steps"]]) for r, s in solutions]
     key = hashlib.sha256(json.dumps([repr(features.spec), items]).encode()).hexdigest()
-    if cache is not None and cache.exists() and str(np.load(cache)["key"]) == key:
-        with np.load(cache) as stored:
-            arrays = np.split(stored["features"], np.cumsum([len(steps) for _, steps in items])[:-1])
-    else:
+    stacked = _cached(cache, key)
+    from_cache = stacked is not None
+    if stacked is None:
         arrays = features(items)
+        stacked = np.concatenate(arrays) if arrays else np.zeros((0, features.width), dtype=np.float32)
         if cache is not None:
-            np.savez(cache, key=key, features=np.concatenate(arrays))
+            buffer = io.BytesIO()
+            np.savez(buffer, key=key, features=stacked)
+            write_atomic(cache, buffer.getvalue())
     value, hard, last, correct, question = [], [], [], [], []
-    for (r, s), array in zip(solutions, arrays):
+    for r, s in solutions:
         for i, step in enumerate(s["steps"]):
             value.append(step["value"])
             hard.append(step["hits"] > 0)
             last.append(i == len(s["steps"]) - 1)
             correct.append(bool(s["correct"]))
             question.append(r["id"])
-    width = features.width
-    stacked = np.concatenate(arrays) if arrays else np.zeros((0, width), dtype=np.float32)
     return StepTable(stacked, np.array(value), np.array(hard, dtype=bool), np.array(last, dtype=bool),
-                     np.array(correct, dtype=bool), question)
+                     np.array(correct, dtype=bool), question, from_cache)
+
+
+def _cached(cache: Path | None, key: str) -> np.ndarray | None:
+    """The stored features when the cache was made for exactly these solutions and this feature model."""
+    if cache is None or not cache.exists():
+        return None
+    with np.load(cache) as stored:
+        return stored["features"] if str(stored["key"]) == key else None
 
 
 def _rounded(losses: dict[float, float]) -> dict[float, float]:
@@ -116,6 +128,7 @@ def train_heads(records: Sequence[dict], features: HiddenStates, heldout_fractio
     meta = {"training": {"heldout_fraction": heldout_fraction, "seed": seed, "alpha": {"prm": alpha_prm,
                                                                                        "orm": alpha_orm},
                          "feature_seconds": round(featured - started, 1),
+                         "features_from_cache": table.features_cached,
                          "fit_seconds": round(time.perf_counter() - featured, 1)},
             "sizes": sizes, "metrics": metrics,
             "heldout_ids": sorted(set(test.question))}

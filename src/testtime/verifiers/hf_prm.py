@@ -306,12 +306,9 @@ class HFProcessRewardModel(ProcessVerifier):
     def _forward(self, batch: list[_Encoded]) -> list[list[float]]:
         import torch
 
-        width = max(len(e.ids) for e in batch)
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, e in enumerate(batch):  # right padding: a causal model's real tokens never see it
-            input_ids[row, : len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
-            mask[row, : len(e.ids)] = 1
+        from testtime.learn.features import right_padded
+
+        input_ids, mask = right_padded([e.ids for e in batch], self.pad_id)
         kwargs: dict[str, Any] = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
         keep = sorted({p for e in batch for p in e.positions})
         column = {p: k for k, p in enumerate(keep)}

@@ -40,9 +40,7 @@ class CachedHiddenStates:
         if missing:
             if len(self.cache) + len(missing) > self.limit:
                 self.cache.clear()
-            arrays = self.states(missing)
-            for item, array, tokens in zip(missing, arrays, self.states.tokens(missing)):
-                self.cache[item] = (array, tokens)
+            self.cache.update(zip(missing, self.states.with_tokens(missing)))
         return [self.cache[item] for item in items]
 
 
