@@ -65,7 +65,7 @@ def main() -> int:
     gen = VLLMGenerator(resolve_model(DEFAULT_MODEL), block_size=args.block_size)
     ctx = Context(generator=gen, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=args.max_tokens))
     gen.llm.generate(["warm up"], use_tqdm=False)
-    baseline = measure(Strategy.from_name("best_of_n", budget=args.n), tasks, ctx, gen)
+    baseline = measure(Strategy.create("best_of_n", budget=args.n), tasks, ctx, gen)
     print(json.dumps(baseline), flush=True)
     delimiter = codecs.decode(args.delimiter, "unicode_escape")
     search = measure(Strategy.create(args.strategy, budget=args.n, width=args.width, delimiter=delimiter), tasks, ctx, gen)

@@ -48,7 +48,7 @@ def raw_run(gen: VLLMGenerator, ctx: Context, tasks, n: int) -> tuple[int, float
 
 def testtime_run(ctx: Context, tasks, n: int) -> tuple[int, float, float]:
     start = time.perf_counter()
-    results = Strategy.from_name("best_of_n", budget=n).solve(tasks, ctx)
+    results = Strategy.create("best_of_n", budget=n).solve(tasks, ctx)
     elapsed = time.perf_counter() - start
     accuracy = sum(r.correct for r in results) / len(results)
     return sum(r.ledger.completion_tokens for r in results), elapsed, accuracy

@@ -1,5 +1,5 @@
 """Shared fixtures. The real embedded model runs through in-process vLLM; its
-engine starts once per test module that asks for it (about 30-50 s here)."""
+engine starts once per session for the in-process tests (about 30-50 s here)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ def model_dir() -> str:
     return resolve_model(DEFAULT_MODEL)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine(model_dir):
+    """One in-process engine for the whole session, in the default dtype ("auto")."""
     from testtime.generators.vllm_engine import VLLMGenerator
 
     gen = VLLMGenerator(model_dir, max_model_len=2048, block_size=32)

@@ -50,7 +50,7 @@ def _kind(task: Task, draw: int) -> str:
 
 def fake_run(tasks: list[Task], seeds: tuple[int, ...] = (0, 1)) -> list[tuple[dict, list[dict]]]:
     """(unit description, result lines) per unit, as the run store hands them to the analysis."""
-    verifier = Verifier.from_name("arithmetic")
+    verifier = Verifier.create("arithmetic")
 
     def whole(message: str, draw: int) -> str:
         task = _task_of(tasks, message)

@@ -63,4 +63,4 @@ def test_aggregate(how, expected):
 
 def test_unknown_verifier_names_the_known_ones():
     with pytest.raises(ValueError, match="unknown verifier 'nope'.*arithmetic"):
-        Verifier.from_name("nope")
+        Verifier.create("nope")

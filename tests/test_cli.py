@@ -40,6 +40,9 @@ def run_cli(*args):
         (["--strategy", "rebase", "--verifier", "arithmetic", "--softmax-temperature", "0"], "temperature must be > 0"),
         (["--strategy", "mcts", "--verifier", "arithmetic", "--lookahead", "2"], "'mcts' does not take lookahead"),
         (["--strategy", "dvts"], "needs a verifier"),
+        (["--dtype", "float8"], "dtype 'float8' is not one of auto, float32, bfloat16, float16"),
+        (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--dtype", "float32"],
+         "a served model's dtype is the server's own setting"),
     ],
 )
 def test_bad_arguments(tmp_path, args, message):

@@ -77,7 +77,7 @@ def test_each_parallel_strategy_on_real_model_output(engine, gsm8k_tasks, name):
     tasks = gsm8k_tasks[:4]
     budget = 1 if name == "single" else 4
     ctx = Context(generator=engine, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=256), seed=7)
-    run = run_strategy(Strategy.from_name(name, budget=budget), tasks, ctx)
+    run = run_strategy(Strategy.create(name, budget=budget), tasks, ctx)
     assert len(run.results) == len(tasks)
     for result in run.results:
         assert 1 <= len(result.candidates) <= budget

@@ -194,7 +194,7 @@ def test_aggregation_through_score(how, verifiers):
 
 
 def test_registered_by_name_with_aggregation_and_parameter_count(folders, verifiers):
-    v = Verifier.from_name("hf_prm", model=folders["math_shepherd"], format="math_shepherd", aggregation="min",
+    v = Verifier.create("hf_prm", model=folders["math_shepherd"], format="math_shepherd", aggregation="min",
                            device="cpu")
     assert isinstance(v, HFProcessRewardModel) and v.aggregation is Aggregation.MIN
     plain = verifiers["math_shepherd"].score_steps(SOLUTIONS)

@@ -103,7 +103,7 @@ def test_custom_template_and_registration():
     judge.score(SOLUTIONS[:1])
     assert gen.calls[0][0].prompt.messages[0][1] == "Q: What is 2 + 2?\nA: solution A: the answer is 4\nRight? yes/no"
     assert Verifier.lookup("llm_judge") is LLMJudge
-    assert Verifier.from_name("llm_judge", generator=gen).generator is gen
+    assert Verifier.create("llm_judge", generator=gen).generator is gen
 
 
 def test_bad_settings_are_refused():

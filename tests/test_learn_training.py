@@ -71,8 +71,8 @@ def test_training_on_a_small_labelled_set_learns_the_rule_and_serves_as_verifier
     assert metrics["heldout_step_auroc"] > 0.9 and metrics["heldout_outcome_auroc_orm"] > 0.9
     folder = artifact.save(tmp_path / "artifact")
 
-    prm = Verifier.from_name("prm", artifact=folder, aggregation=Aggregation.MIN)
-    orm = Verifier.from_name("orm", artifact=folder)
+    prm = Verifier.create("prm", artifact=folder, aggregation=Aggregation.MIN)
+    orm = Verifier.create("orm", artifact=folder)
     good = Solution("Question number 99?", "Step 0: this is correct work on item 99.\n\n"
                                            "Step 1: this is correct work on item 99.")
     bad = Solution("Question number 99?", "Step 0: this is correct work on item 99.\n\n"

@@ -27,13 +27,15 @@ PROMPT = Prompt.chat("Solve step by step. Finish with 'The answer is: N'.", "Wha
 def server(model_dir):
     port = free_port()
     env = dict(os.environ, VLLM_CPU_NUM_OF_RESERVED_CPU="0", VLLM_CPU_KVCACHE_SPACE="2")
-    from testtime.generators.vllm_engine import default_dtype
+    from testtime.generators import REPRODUCIBLE_DTYPE
 
+    # float32: a retried request is batched with other requests than the first try was, and only in
+    # float32 is a seeded sample the same whatever its batch (the fault-proxy test relies on it).
     # `vllm serve` refuses to start from the vllm-cpu package; the module entry point serves the same API.
     proc = subprocess.Popen(
         [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
          "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-         "--dtype", default_dtype(), "--max-model-len", "2048", "--enable-prefix-caching",
+         "--dtype", REPRODUCIBLE_DTYPE, "--max-model-len", "2048", "--enable-prefix-caching",
          "--enforce-eager", "--block-size", "32", "--enable-prompt-tokens-details"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )

@@ -1,5 +1,11 @@
 """Runs that survive a kill, and sweeps sharded over a local Ray cluster, on the embedded model
-through the real CLI. Both are compared with one uninterrupted single-process run."""
+through the real CLI. Both are compared with one uninterrupted single-process run.
+
+The exact-equality tests run the engine in float32, the reproducible setting: there a seeded
+sample is the same whatever it is batched with. In the default dtype (bfloat16 where the CPU
+computes it natively) batch shapes and prefix-cache hits change the last bits of the logits, so
+a resumed run equals the uninterrupted one only in distribution; the last test pins what still
+holds there: every question stored exactly once, nothing lost, the same prompts and seeds."""
 
 from __future__ import annotations
 
@@ -16,10 +22,12 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
+from testtime.generators import REPRODUCIBLE_DTYPE
+
 pytestmark = pytest.mark.engine
 
 SWEEP = ["--dataset", "sample", "--limit", "8", "--strategy", "majority", "--strategy", "single", "--n", "2",
-         "--max-tokens", "48", "--chunk-size", "2", "--seed", "5", "--no-pool"]
+         "--max-tokens", "48", "--chunk-size", "2", "--seed", "5", "--no-pool", "--dtype", REPRODUCIBLE_DTYPE]
 # What two runs of the same plan must share. Wall time differs between any two runs, and a resumed
 # process starts with an empty prefix cache, so its cached-token count (and FLOPs) honestly differ.
 VARIES = {"wall_seconds", "cached_prompt_tokens", "flops", "policy_flops"}
@@ -113,3 +121,70 @@ def test_a_sweep_on_a_local_ray_cluster_equals_the_single_process_run(uninterrup
     assert comparable_summary(out) == comparable_summary(uninterrupted)
     assert comparable_lines(out) == comparable_lines(uninterrupted)
     assert json.loads((out / "summary.json").read_text())["ray"] == ray_cluster
+
+
+class _Recorder:
+    """Delegates to the real engine, keeping each request's prompt, n and seed (an observer, not a fake)."""
+
+    def __init__(self, engine):
+        self.engine, self.sent = engine, []
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def generate(self, requests, ledgers=None):
+        self.sent += [(self.engine.render(r.prompt), r.n, r.params.seed) for r in requests]
+        return self.engine.generate(requests, ledgers)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_in_the_default_dtype_an_interrupted_run_resumes_exactly_once(engine, tmp_path):
+    from testtime.generators import SamplingParams
+    from testtime.runner import Plan, Unit, execute
+    from testtime.store import RunStore
+    from testtime.strategies import Context, Strategy
+    from testtime.tasks import load_dataset
+
+    units = [Unit(Strategy.create("majority", budget=2), 5), Unit(Strategy.create("single"), 5)]
+    plan = Plan(units, load_dataset("sample", limit=8), chunk_size=2)
+
+    def run(out, on_commit=None) -> tuple[RunStore, list]:
+        recorder = _Recorder(engine)
+        ctx = Context(generator=recorder, sampling=SamplingParams(max_tokens=48), seed=5)
+        store = RunStore.start(out, plan.config(), resume=(out / "run.db").exists())
+        try:
+            execute(plan, ctx, store, on_commit=on_commit)
+        except _Crash:
+            pass
+        return store, recorder.sent
+
+    whole, whole_sent = run(tmp_path / "whole")
+    commits = []
+
+    def crash_after_two(unit, count):
+        commits.append(count)
+        if len(commits) == 2:
+            raise _Crash  # the process dies right after its second committed chunk
+
+    interrupted, first_sent = run(tmp_path / "interrupted", crash_after_two)
+    at_crash = stored(tmp_path / "interrupted")
+    assert len(at_crash) == 4
+    interrupted.close()
+    resumed, second_sent = run(tmp_path / "interrupted")
+    after = stored(tmp_path / "interrupted")
+    assert len(after) == len({(unit, q) for unit, q, _ in after}) == 16  # each question of each unit once
+    assert set(at_crash) <= set(after)  # the committed chunks untouched
+    # The resumed process asked for exactly what the uninterrupted one did, no request twice.
+    assert sorted(first_sent + second_sent) == sorted(whole_sent)
+    for a, b in zip(whole.export()["results"], resumed.export()["results"]):
+        assert (a["strategy"], a["questions"]) == (b["strategy"], b["questions"])
+        assert a["ci95"][0] <= b["accuracy"] <= a["ci95"][1]
+    whole_lines = [line for _, lines in whole.lines_by_unit() for line in lines]
+    resumed_lines = [line for _, lines in resumed.lines_by_unit() for line in lines]
+    assert [(l["id"], l["question"], len(l["candidates"])) for l in resumed_lines] == \
+        [(l["id"], l["question"], len(l["candidates"])) for l in whole_lines]
+    whole.close()
+    resumed.close()

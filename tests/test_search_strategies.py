@@ -55,7 +55,7 @@ SEARCHES = [
 @pytest.mark.parametrize("name,params", SEARCHES, ids=[f"{n}-{sorted(p.items())}" for n, p in SEARCHES])
 def test_each_search_finds_the_best_path(name, params):
     c = ctx()
-    results = Strategy.from_name(name, **params).solve(TASKS, c)
+    results = Strategy.create(name, **params).solve(TASKS, c)
     for r in results:
         assert r.prediction == "12" and r.correct
         assert r.chosen.text == "".join(RIGHT) + "The answer is: 12"
@@ -72,13 +72,13 @@ def test_each_search_finds_the_best_path(name, params):
 
 def test_beam_search_keeps_n_over_m_beams_and_expands_each_m_ways():
     c = ctx()
-    Strategy.from_name("beam_search", budget=6, width=3).solve(TASKS[:1], c)
+    Strategy.create("beam_search", budget=6, width=3).solve(TASKS[:1], c)
     assert [[r.n for r in call] for call in c.generator.calls] == [[6], [3, 3], [3, 3]]
 
 
 def test_beam_search_stops_at_the_depth_cap():
     loop = lambda question, steps, index: "1 + 1 = 2\n\n"  # never finishes
-    results = Strategy.from_name("beam_search", budget=2, width=2, max_depth=3).solve(TASKS[:1], ctx(loop))
+    results = Strategy.create("beam_search", budget=2, width=2, max_depth=3).solve(TASKS[:1], ctx(loop))
     nodes = results[0].details["tree"]["nodes"]
     assert max(n["depth"] for n in nodes) == 3
     assert {n["end"] for n in nodes if n["terminal"]} == {"depth"}
@@ -86,13 +86,13 @@ def test_beam_search_stops_at_the_depth_cap():
 
 def test_dvts_runs_n_over_m_independent_subtrees():
     c = ctx()
-    Strategy.from_name("dvts", budget=6, width=2).solve(TASKS[:1], c)
+    Strategy.create("dvts", budget=6, width=2).solve(TASKS[:1], c)
     assert [[r.n for r in call] for call in c.generator.calls] == [[6], [2, 2, 2], [2, 2, 2]]
 
 
 def test_lookahead_ranks_a_step_by_its_rollout():
     c = ctx()
-    results = Strategy.from_name("lookahead", budget=2, width=2, lookahead=1).solve(TASKS[:1], c)
+    results = Strategy.create("lookahead", budget=2, width=2, lookahead=1).solve(TASKS[:1], c)
     nodes = results[0].details["tree"]["nodes"]
     rollouts = [n for n in nodes if n["kind"] == "rollout"]
     assert rollouts and all(nodes[n["parent"]]["kind"] == "step" for n in rollouts)
@@ -133,7 +133,7 @@ def test_mcts_selection_takes_the_highest_ucb_at_every_level():
 
 def test_mcts_backpropagates_values_to_the_root():
     c = ctx()
-    result = Strategy.from_name("mcts", budget=4, width=3).solve(TASKS[:1], c)[0]
+    result = Strategy.create("mcts", budget=4, width=3).solve(TASKS[:1], c)[0]
     nodes = result.details["tree"]["nodes"]
     root, first = nodes[0], [n for n in nodes if n["parent"] == 0]
     assert root["visits"] == sum(n["visits"] for n in first)
@@ -176,10 +176,10 @@ def test_selectors_are_shared_with_the_parallel_family():
 
 def test_search_parameters_are_checked():
     with pytest.raises(ValueError, match="multiple of width"):
-        Strategy.from_name("beam_search", budget=6, width=4)
+        Strategy.create("beam_search", budget=6, width=4)
     with pytest.raises(ValueError, match="selector must be one of"):
-        Strategy.from_name("beam_search", selector="visits")
+        Strategy.create("beam_search", selector="visits")
     with pytest.raises(ValueError, match="temperature must be > 0"):
-        Strategy.from_name("rebase", temperature=0)
+        Strategy.create("rebase", temperature=0)
     with pytest.raises(ValueError, match="needs a verifier"):
-        Strategy.from_name("mcts").solve(TASKS, Context(generator=StepGenerator(two_step_script)))
+        Strategy.create("mcts").solve(TASKS, Context(generator=StepGenerator(two_step_script)))

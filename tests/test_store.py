@@ -134,3 +134,17 @@ def test_plan_checks():
     with pytest.raises(ValueError, match="unique"):
         Plan([], TASKS + TASKS[:1])
     assert [len(c) for c in Plan([], TASKS, chunk_size=3).chunks()] == [3, 3, 1]
+
+
+def test_a_resume_in_another_dtype_is_refused(tmp_path):
+    from testtime.generators import GeneratorSpec
+    from testtime.generators.vllm_engine import default_dtype
+
+    def config(dtype):
+        return {"generator": GeneratorSpec("vllm", "smollm2-135m-instruct", dtype=dtype).identity()}
+
+    assert config("auto") == config(default_dtype())  # "auto" is recorded as what it chose on this machine
+    RunStore.start(tmp_path, config("float32")).close()
+    RunStore.start(tmp_path, config("float32"), resume=True).close()
+    with pytest.raises(RunConfigMismatch, match='generator.dtype: stored "float32", now "bfloat16"'):
+        RunStore.start(tmp_path, config("bfloat16"), resume=True)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from testtime.generators import BACKENDS, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
+from testtime.generators import BACKENDS, DTYPES, REPRODUCIBLE_DTYPE, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
 from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.retry import UpstreamError
 from testtime.runner import Plan, Unit, execute
@@ -30,6 +30,15 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time compute scaling for LLM reasoning.")
 console = Console(stderr=True)
+
+DTYPE_HELP = (f"the in-process engine's dtype: {', '.join(DTYPES)}; {REPRODUCIBLE_DTYPE} makes resumed, retried, "
+              "chunked and Ray-sharded runs bit-identical on the CPU engine; auto: bfloat16 where the CPU or GPU "
+              "computes it natively (faster, equal only in distribution), else float32")
+
+
+def dtype_option() -> str:
+    return typer.Option("auto", "--dtype", help=DTYPE_HELP)
+
 
 DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency", "beam_search")
 
@@ -74,7 +83,7 @@ def _make_verifier(name: Optional[str], aggregation: Optional[str], model: Optio
             raise ValueError(f"verifier {name!r} takes no --verifier-model")
         options[cls.model_parameter] = model
     try:
-        return Verifier.from_name(name, **options)
+        return Verifier.create(name, **options)
     except TypeError as exc:  # an option the verifier does not take
         raise ValueError(f"verifier {name!r}: {exc}") from None
 
@@ -168,6 +177,7 @@ def run(
     top_p: float = 1.0,
     max_tokens: int = 512,
     max_model_len: int = 2048,
+    dtype: str = dtype_option(),
     seed: list[int] = typer.Option([0], help="sampling seed; repeat for several"),
     chunk_size: int = typer.Option(32, help="questions per batch; each batch is committed to the run store when done"),
     out: Path = typer.Option(Path("runs/latest"), help="run directory (its run.db holds every result)"),
@@ -196,7 +206,7 @@ def run(
         plan = Plan(units, tasks, chunk_size)
         sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
         spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed[0], max_model_len=max_model_len,
-                             parameter_count=parameters,
+                             dtype=dtype, parameter_count=parameters,
                              retry=RetryPolicy(timeout=request_timeout, attempts=retries))
         config = {"dataset": dataset, "generator": spec.identity(), "verifier": verifier,
                   **({"verifier_model": verifier_model} if verifier_model else {}),
@@ -296,6 +306,7 @@ def demo(
     base_url: Optional[str] = None,
     max_tokens: int = 256,
     seed: int = 0,
+    dtype: str = dtype_option(),
     out: Path = typer.Option(Path("runs/demo"), help="run directory to write"),
 ):
     """A small scaling sweep on the embedded model and the shipped sample, ending in the report.
@@ -314,13 +325,13 @@ def demo(
         if pooled:
             units.insert(0, Unit(Strategy.create("pool", budget=max_budget), seed))
         plan = Plan(units, tasks, chunk_size=len(tasks))
+        spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed, dtype=dtype)
     except ValueError as exc:
         _fail(str(exc))
     started = time.perf_counter()
     sampling = SamplingParams(max_tokens=max_tokens)
     store = RunStore.start(out, {"dataset": "sample", "demo": True, "pool_strategies": pooled, **plan.config()},
                            overwrite=True)
-    spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed)
     _execute_plan(plan, spec, verifier, sampling, store, {**_meta("sample", model, "arithmetic", sampling), "seed": seed},
                   ray=None, workers=0)
     store.export()
@@ -470,6 +481,7 @@ def serve(
     base_url: Optional[str] = typer.Option(None, help="upstream OpenAI-compatible server, for --backend openai"),
     api_key: list[str] = typer.Option([], help="accepted API key (repeat for several); none: no authentication"),
     max_model_len: int = 2048,
+    dtype: str = dtype_option(),
     seed: int = 0,
 ):
     """Serve an OpenAI-compatible API that adds test-time compute to the model."""
@@ -480,6 +492,7 @@ def serve(
 
     try:
         settings = ServerConfig.from_file(config) if config else ServerConfig()
+        spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len, dtype=dtype)
     except (OSError, ValueError, TypeError) as exc:
         _fail(str(exc))
     if host:
@@ -488,7 +501,7 @@ def serve(
         settings.port = port
     if api_key:
         settings.api_keys = tuple(api_key)
-    gen = _open(GeneratorSpec(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len))
+    gen = _open(spec)
     gen.show_progress = False
     console.print(f"serving {settings.served_model} on http://{settings.host}:{settings.port}/v1")
     try:

@@ -1,8 +1,8 @@
 """Name-based construction for families of components (strategies, verifiers).
 
 A family's root class sets ``kind`` and its own ``registry`` dict; each
-subclass with a ``name`` registers itself when its module is imported, so
-adding one never touches the others.
+subclass with a ``name`` registers itself when its module is imported (each
+family's package imports all its modules), so adding one never touches the others.
 """
 
 from __future__ import annotations
@@ -33,5 +33,18 @@ class Registered:
         return cls.registry[name]
 
     @classmethod
-    def from_name(cls, name: str, **params):
-        return cls.lookup(name)(**params)
+    def create(cls, name: str, **params):
+        """The named component, its parameters checked against their declaration (``testtime.params``)."""
+        from testtime.params import build
+
+        return build(cls.lookup(name), f"{cls.kind} {name!r}", params)
+
+
+def import_all(package: str, path) -> None:
+    """Import every public module of a package, so that each registers what it defines."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(path):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")

@@ -16,6 +16,12 @@ from testtime.generators.base import (
 from testtime.retry import RetryPolicy
 
 BACKENDS = ("vllm", "openai")
+# "float32" is the reproducible setting: on the CPU engine a seeded sample is then the same whatever it is
+# batched with, so resumed, retried, chunked and Ray-sharded runs equal an uninterrupted one bit for bit.
+# "auto" is bfloat16 where the hardware computes it natively (faster, but batch shape and prefix-cache hits
+# change the last bits of the logits, so results are equal only in distribution), else float32.
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+REPRODUCIBLE_DTYPE = "float32"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class GeneratorSpec:
     seed: int = 0
     max_model_len: int = 2048
     block_size: int | None = None
+    dtype: str = "auto"
     parameter_count: int = 0
     retry: RetryPolicy = RetryPolicy()
 
@@ -37,11 +44,22 @@ class GeneratorSpec:
             raise ValueError(f"unknown backend {self.backend!r}; known backends: {', '.join(BACKENDS)}")
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs --base-url (for example http://127.0.0.1:8000/v1)")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)} "
+                             f"({REPRODUCIBLE_DTYPE} gives bit-identical results on the CPU engine)")
+        if self.backend == "openai" and self.dtype != "auto":
+            raise ValueError(f"dtype {self.dtype!r} applies to the in-process engine (--backend vllm); "
+                             "a served model's dtype is the server's own setting")
 
     def identity(self) -> dict:
         """What identifies the model a run used (no secrets, no retry settings)."""
-        return {"backend": self.backend, "model": self.model, "base_url": self.base_url,
-                "max_model_len": self.max_model_len}
+        identity = {"backend": self.backend, "model": self.model, "base_url": self.base_url,
+                    "max_model_len": self.max_model_len}
+        if self.backend == "vllm":  # the dtype a resume must match: "auto" resolved on this machine
+            from testtime.generators.vllm_engine import resolve_dtype
+
+            identity["dtype"] = resolve_dtype(self.dtype)
+        return identity
 
     def open(self) -> Generator:
         from testtime.models import EMBEDDED_MODELS, resolve_model
@@ -51,7 +69,7 @@ class GeneratorSpec:
 
             options = {"block_size": self.block_size} if self.block_size else {}
             return VLLMGenerator(resolve_model(self.model), seed=self.seed, max_model_len=self.max_model_len,
-                                 parameter_count=self.parameter_count or None, **options)
+                                 dtype=self.dtype, parameter_count=self.parameter_count or None, **options)
         from testtime.generators.openai_http import OpenAIGenerator
 
         parameter_count = self.parameter_count
@@ -70,6 +88,8 @@ def open_generator(backend: str, model: str, **options) -> Generator:
 
 __all__ = [
     "BACKENDS",
+    "DTYPES",
+    "REPRODUCIBLE_DTYPE",
     "Completion",
     "GenerationRequest",
     "GenerationResult",

@@ -46,7 +46,7 @@ class VLLMGenerator(Generator):
 
         kwargs = dict(
             model=model,
-            dtype=default_dtype() if dtype == "auto" else dtype,
+            dtype=resolve_dtype(dtype),
             max_model_len=max_model_len,
             enable_prefix_caching=True,
             enforce_eager=True,
@@ -61,6 +61,7 @@ class VLLMGenerator(Generator):
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.model = model
+        self.dtype = kwargs["dtype"]
         self.max_model_len = max_model_len
         self.parameter_count = parameter_count or count_parameters(model)
 
@@ -114,11 +115,18 @@ class VLLMGenerator(Generator):
             self.llm = None
 
 
+def resolve_dtype(dtype: str) -> str:
+    """``"auto"`` as this machine's choice (``default_dtype``); any other dtype as given."""
+    return default_dtype() if dtype == "auto" else dtype
+
+
 def default_dtype() -> str:
     """bfloat16 where the hardware computes it natively, else float32.
 
-    On CPUs without AVX-512 BF16 or AMX, vLLM's bfloat16 path is emulated:
-    measured here (AVX2 only) float32 ran 3.9 times faster (bench/dtype.py).
+    On CPUs without AVX-512 BF16 or AMX, vLLM's bfloat16 path is emulated: on an
+    AVX2-only machine float32 ran 3.9 times faster; on an AVX-512-BF16 one bfloat16
+    ran 1.5 times faster (bench/dtype.py). Only float32 is batch-invariant on the
+    CPU engine (see ``testtime.generators.DTYPES``).
     """
     import torch
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from testtime.cli import _fail, _open, console
+from testtime.cli import _fail, _open, console, dtype_option
 from testtime.generators import GeneratorSpec, PromptTooLongError, SamplingParams
 from testtime.learn.labels import LABEL_UNIT, LabelParams, label_dataset
 from testtime.models import DEFAULT_MODEL
@@ -37,6 +37,7 @@ def train_prm(
     backend: str = typer.Option("vllm"),
     model: str = typer.Option(DEFAULT_MODEL, help="the policy whose rollouts make the labels"),
     base_url: Optional[str] = None,
+    dtype: str = dtype_option(),
     feature_model: str = typer.Option(DEFAULT_MODEL, help="the frozen model whose hidden states feed the heads"),
     layer: int = typer.Option(10, help="decoder layers of the feature model to run (its state after them is the feature)"),
     heldout: float = typer.Option(0.25, help="share of questions held out from training, for the metrics"),
@@ -55,7 +56,7 @@ def train_prm(
         if not 0 <= heldout < 1:
             raise ValueError(f"--heldout must be in [0, 1), got {heldout}")
         tasks = load_dataset(dataset, limit=limit or None, data_root=data_root)
-        spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed)
+        spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed, dtype=dtype)
         config = {"dataset": dataset, "limit": limit, "generator": spec.identity(), "labels": params.to_dict(),
                   "seed": seed}
         store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
@@ -153,9 +154,9 @@ def eval_verifier(
     except (ValueError, OSError) as exc:
         _fail(f"eval-verifier: {exc}")
     with console.status("loading the verifiers ..."):
-        prm = Verifier.from_name("prm", artifact=folder)
-        orm = Verifier.from_name("orm", artifact=folder)
-        arithmetic = Verifier.from_name("arithmetic")
+        prm = Verifier.create("prm", artifact=folder)
+        orm = Verifier.create("orm", artifact=folder)
+        arithmetic = Verifier.create("arithmetic")
     heldout = set(trained.meta.get("heldout_ids", ()))
     held_records = [r for r in trained.records if r["id"] in heldout]
     step_auroc = {name: heldout_step_auroc(held_records, v, trained.feature.step_delimiter)

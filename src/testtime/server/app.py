@@ -64,7 +64,7 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
 
     def make_verifier(name: str | None) -> Verifier | None:
         if name not in verifiers:
-            verifiers[name] = Verifier.from_name(name)
+            verifiers[name] = Verifier.create(name)
         return verifiers[name]
 
     scheduler = Scheduler(generator, make_verifier, config.max_queue, config.batch_window_seconds)

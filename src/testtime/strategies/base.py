@@ -99,20 +99,9 @@ class Strategy(Registered, abc.ABC):
     @classmethod
     def parameters(cls) -> tuple[str, ...]:
         """The names this strategy takes, in order."""
-        from dataclasses import fields, is_dataclass
+        from testtime.params import parameters
 
-        return tuple(f.name for f in fields(cls)) if is_dataclass(cls) else ()
-
-    @classmethod
-    def create(cls, name: str, **params) -> Strategy:
-        """The named strategy; a parameter it does not take is an error that names both."""
-        strategy_cls = cls.registry.get(name)
-        if strategy_cls is not None:
-            unknown = [p for p in params if p not in strategy_cls.parameters()]
-            if unknown:
-                raise ValueError(f"strategy {name!r} does not take {', '.join(unknown)}; "
-                                 f"its parameters: {', '.join(strategy_cls.parameters())}")
-        return cls.from_name(name, **params)
+        return tuple(p.name for p in parameters(cls))
 
     def check(self, verifier: Verifier | None) -> None:
         if self.uses_verifier and verifier is None:

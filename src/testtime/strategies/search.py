@@ -11,7 +11,7 @@ chat prompt, so the engine's prefix cache serves the shared prefix.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from testtime.answers import states_final_answer
@@ -113,7 +113,7 @@ class SearchStrategy(Strategy):
     budget: int = 16
     max_depth: int = 20
     step_tokens: int = 128
-    delimiter: str = DEFAULT_STEP_DELIMITER
+    delimiter: str = field(default=DEFAULT_STEP_DELIMITER, metadata={"escapes": True})
     selector: str = Selector.BEST.value
 
     uses_verifier = True

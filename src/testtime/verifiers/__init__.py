@@ -1,6 +1,8 @@
-"""Verifiers register themselves by name when their module is imported."""
+"""Verifiers register themselves by name when their module is imported; every module here is."""
 
-from testtime.verifiers import arithmetic, hf_prm, judge, served, value_head  # noqa: F401  (imported to register)
+from testtime.registry import import_all
 from testtime.verifiers.base import Aggregation, OutcomeVerifier, ProcessVerifier, Solution, Verifier, aggregate
+
+import_all(__name__, __path__)
 
 __all__ = ["Aggregation", "OutcomeVerifier", "ProcessVerifier", "Solution", "Verifier", "aggregate"]
