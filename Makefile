@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench-throughput bench-search bench-serve bench-scaling
+.PHONY: demo test test-fast bench-throughput bench-search bench-serve bench-scaling
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -24,7 +24,11 @@ demo: $(STAMP)
 	$(BIN)/testtime demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# The inner loop: everything that starts no engine, no server and no browser (about 3 minutes).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not engine and not server and not browser"
 
 bench-throughput: $(STAMP)
 	$(BIN)/python bench/throughput.py

@@ -40,7 +40,7 @@ async def ask(client, index: int, budget: int, max_tokens: int) -> tuple[float, 
     question = QUESTIONS[index % len(QUESTIONS)].format(k=index % 9 + 2)
     start = time.perf_counter()
     response = await client.chat.completions.create(
-        model="smollm2+majority", messages=[{"role": "user", "content": question}], max_tokens=max_tokens,
+        model="smollm2-135m-instruct+majority", messages=[{"role": "user", "content": question}], max_tokens=max_tokens,
         extra_body={"testtime": {"budget": budget}})
     valid = (response.object == "chat.completion" and len(response.choices) == 1
              and response.choices[0].message.content is not None and response.usage.completion_tokens > 0)

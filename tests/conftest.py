@@ -65,3 +65,15 @@ def demo_run(tmp_path_factory) -> Path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+# A test that uses one of these starts the real engine (directly, or through a `testtime` subprocess):
+# it is marked `engine` whatever its module says, so that `-m "not engine"` never starts one.
+ENGINE_FIXTURES = {"engine", "demo_run"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)

@@ -6,7 +6,8 @@ import pytest
 
 from testtime.generators import GenerationRequest, Prompt, PromptTooLongError, SamplingParams
 from testtime.ledger import Ledger
-from testtime.runner import check_prompts_fit, run_strategy
+from testtime.analysis import summary_row
+from testtime.runner import check_prompts_fit
 from testtime.strategies import Context, Strategy
 from testtime.tasks import Task
 from testtime.verifiers.arithmetic import ArithmeticVerifier
@@ -67,7 +68,7 @@ def test_prompt_longer_than_context_is_refused_before_generation(engine):
     huge = Task("big", "word " * 3000, "1", source="mine.jsonl:7")
     ctx = Context(generator=engine)
     with pytest.raises(PromptTooLongError, match=r"mine\.jsonl:7: .* longer than the model's context of 2048"):
-        check_prompts_fit([huge], ctx)
+        check_prompts_fit([huge], ctx.generator, ctx.template)
     with pytest.raises(PromptTooLongError, match="request 0"):
         engine.generate([GenerationRequest(Prompt.chat(None, "word " * 3000))])
 
@@ -77,14 +78,15 @@ def test_each_parallel_strategy_on_real_model_output(engine, gsm8k_tasks, name):
     tasks = gsm8k_tasks[:4]
     budget = 1 if name == "single" else 4
     ctx = Context(generator=engine, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=256), seed=7)
-    run = run_strategy(Strategy.create(name, budget=budget), tasks, ctx)
-    assert len(run.results) == len(tasks)
-    for result in run.results:
+    strategy = Strategy.create(name, budget=budget)
+    results = strategy.solve(tasks, ctx)
+    assert len(results) == len(tasks)
+    for result in results:
         assert 1 <= len(result.candidates) <= budget
         assert result.chosen in result.candidates
         assert result.ledger.completion_tokens == sum(c.tokens for c in result.candidates)
         if Strategy.registry[name].uses_verifier:
             assert all(c.score is not None and 0 <= c.score <= 1 for c in result.candidates)
-    row = run.summary
+    row = summary_row(strategy.describe(), [r.correct for r in results], [r.ledger for r in results])
     assert row["questions"] == 4 and 0 <= row["accuracy"] <= 1
-    assert row["completion_tokens"] == sum(r.ledger.completion_tokens for r in run.results)
+    assert row["completion_tokens"] == sum(r.ledger.completion_tokens for r in results)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from testtime.learn.artifact import HeadArtifact, default_artifact_path
+from testtime.heads.artifact import HeadArtifact, default_artifact_path
 from testtime.learn.labels import LABEL_UNIT
 from testtime.store import RunStore
 
@@ -78,27 +78,3 @@ def test_eval_verifier_errors_name_the_problem(tmp_path, demo_run):
     assert too_many.returncode == 2 and "larger than the pool's 4 samples" in said(too_many)
     bad_artifact = run_testtime("eval-verifier", demo_run, "--artifact", tmp_path)
     assert bad_artifact.returncode == 2 and "no artifact.json" in said(bad_artifact)
-
-
-def test_verifier_options_reach_the_constructor_or_are_refused_by_name(tmp_path):
-    from testtime.cli import _make_verifier
-
-    served = _make_verifier("served", "min", "http://127.0.0.1:9/score", ["protocol=vllm_pooling", "good-index=0"])
-    assert (served.url, served.protocol, served.good_index, served.aggregation.value) == (
-        "http://127.0.0.1:9/score/pooling", "vllm_pooling", 0, "min")
-    with pytest.raises(ValueError, match="expected a int"):
-        _make_verifier("served", None, "http://127.0.0.1:9", ["batch_size=many"])
-    with pytest.raises(ValueError, match="scores whole solutions"):
-        _make_verifier("orm", "min")
-    with pytest.raises(ValueError, match="takes no --verifier-model"):
-        _make_verifier("arithmetic", None, "somewhere")
-    with pytest.raises(ValueError, match="expected NAME=VALUE"):
-        _make_verifier("served", None, "http://127.0.0.1:9", ["protocol"])
-    with pytest.raises(ValueError, match="verifier 'arithmetic' takes no option 'colour'"):
-        _make_verifier("arithmetic", None, None, ["colour=red"])
-    with pytest.raises(ValueError, match="verifier 'llm_judge'.*generator"):  # it needs a generator object
-        _make_verifier("llm_judge", None)
-    with pytest.raises(ValueError, match="pass --verifier too"):
-        _make_verifier(None, None, "somewhere")
-    with pytest.raises(ValueError, match="no artifact.json"):
-        _make_verifier("prm", None, str(tmp_path))

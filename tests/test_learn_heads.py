@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from testtime.analysis.verifier_eval import PoolQuestion, auroc, best_of_n_accuracy, best_of_n_table
-from testtime.learn.artifact import ArtifactError, HeadArtifact
-from testtime.learn.features import FeatureSpec
-from testtime.learn.head import ALPHAS, choose_alpha, fit_value_head
+from testtime.heads.artifact import ArtifactError, HeadArtifact
+from testtime.heads.features import FeatureSpec
+from testtime.heads.head import ALPHAS, choose_alpha, fit_value_head
 from testtime.learn.train import is_heldout
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from testtime.learn.features import FeatureSpec, HiddenStates
+from testtime.heads.features import FeatureSpec, HiddenStates
 from testtime.learn.train import train_heads
 from testtime.models import DEFAULT_MODEL
 from testtime.verifiers import Aggregation, Solution, Verifier

@@ -40,10 +40,3 @@ def test_summary_row_has_the_documented_keys():
 def test_ledger_round_trips_through_its_dict():
     ledger = Ledger(prompt_tokens=3, completion_tokens=5, policy_flops=16.0, wall_seconds=0.5)
     assert Ledger.from_dict(ledger.to_dict()) == ledger
-
-
-def test_coverage():
-    from testtime.analysis import coverage
-
-    stats = coverage([[True, False, False, False], [False] * 4])
-    assert stats == {"pass@1": pytest.approx(0.125), "pass@all": 0.5}

@@ -71,17 +71,23 @@ def uninterrupted(tmp_path_factory) -> Path:
     return out
 
 
-def test_a_killed_sweep_resumes_to_the_uninterrupted_result(uninterrupted, tmp_path):
+def test_a_sweep_stopped_by_sigterm_leaves_no_process_and_resumes_to_the_uninterrupted_result(uninterrupted, tmp_path):
+    import psutil
+
     out = tmp_path / "killed"
-    proc = sweep(out, start_new_session=True)  # its own process group: the engine process dies with it
+    proc = sweep(out)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "run.db").exists() and len(stored(out)) >= 2:
             break
         time.sleep(0.2)
-    assert proc.poll() is None, "the sweep ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.poll() is None, "the sweep ended before it could be stopped"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], \
+        "the engine outlived the sweep"
     at_kill = stored(out)
     assert 2 <= len(at_kill) < 16 and len(at_kill) % 2 == 0  # whole chunks only
 

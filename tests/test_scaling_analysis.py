@@ -11,7 +11,7 @@ import pytest
 
 from testtime.analysis.estimators import bootstrap_interval, pass_at_k, pass_at_k_brute_force, replay
 from testtime.analysis.fits import fit_coverage, fit_log_compute
-from testtime.analysis.policy import (
+from testtime.policy import (
     Option, assign_levels, cost_to_match, cross_validated, learn_policy, level_edges, probe_easiness,
 )
 from testtime.selection import Candidate

@@ -47,8 +47,8 @@ SEARCHES = [
     ("lookahead", dict(budget=4, width=2, lookahead=1)),
     ("mcts", dict(budget=4, width=3)),
     ("mcts", dict(budget=4, width=3, rollout=True)),
-    ("particle_filtering", dict(budget=6, temperature=0.1)),
-    ("rebase", dict(budget=4, temperature=0.1)),
+    ("particle_filtering", dict(budget=6, softmax_temperature=0.1)),
+    ("rebase", dict(budget=4, softmax_temperature=0.1)),
 ]
 
 
@@ -180,6 +180,6 @@ def test_search_parameters_are_checked():
     with pytest.raises(ValueError, match="selector must be one of"):
         Strategy.create("beam_search", selector="visits")
     with pytest.raises(ValueError, match="temperature must be > 0"):
-        Strategy.create("rebase", temperature=0)
+        Strategy.create("rebase", softmax_temperature=0)
     with pytest.raises(ValueError, match="needs a verifier"):
         Strategy.create("mcts").solve(TASKS, Context(generator=StepGenerator(two_step_script)))

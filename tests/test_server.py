@@ -11,6 +11,7 @@ import openai
 import pytest
 from conftest import free_port
 
+from testtime.generators import Generator
 from testtime.server.app import create_app
 from testtime.server.config import ServerConfig
 
@@ -64,12 +65,13 @@ def post(url: str, body: bytes, headers: dict) -> tuple[int, dict, dict]:
 def test_health_and_models(served):
     assert json.loads(urllib.request.urlopen(served.url + "/health").read()) == {"status": "ok"}
     ids = [m.id for m in served.client().models.list().data]
-    assert "smollm2" in ids and "smollm2+beam_search" in ids and "smollm2+majority" in ids
+    assert "smollm2-135m-instruct" in ids and "smollm2-135m-instruct+beam_search" in ids
+    assert "smollm2-135m-instruct+pool" not in ids and "smollm2-135m-instruct+compute_optimal" not in ids
 
 
 def test_chat_completion_with_usage_from_the_ledger(served):
     response = served.client().chat.completions.create(
-        model="smollm2+majority", messages=QUESTION, max_tokens=48, extra_body={"testtime": {"budget": 3}})
+        model="smollm2-135m-instruct+majority", messages=QUESTION, max_tokens=48, extra_body={"testtime": {"budget": 3}})
     assert response.object == "chat.completion" and len(response.choices) == 1
     assert response.choices[0].message.content and response.choices[0].finish_reason == "stop"
     usage, ledger = response.usage, response.usage.model_extra["testtime"]
@@ -83,7 +85,7 @@ def test_chat_completion_with_usage_from_the_ledger(served):
 
 def test_streaming_search_shows_progress_then_the_answer(served):
     stream = served.client().chat.completions.create(
-        model="smollm2+beam_search", messages=QUESTION, max_tokens=64, stream=True,
+        model="smollm2-135m-instruct+beam_search", messages=QUESTION, max_tokens=64, stream=True,
         stream_options={"include_usage": True},
         extra_body={"testtime": {"budget": 4, "params": {"width": 2, "delimiter": "\n"}}})
     chunks = list(stream)
@@ -96,14 +98,14 @@ def test_streaming_search_shows_progress_then_the_answer(served):
 
 def test_n_distinct_answers(served):
     response = served.client().chat.completions.create(
-        model="smollm2", messages=QUESTION, max_tokens=48, n=2, temperature=1.0,
+        model="smollm2-135m-instruct", messages=QUESTION, max_tokens=48, n=2, temperature=1.0,
         extra_body={"testtime": {"strategy": "best_of_n", "budget": 8}})
     texts = [c.message.content for c in response.choices]
     assert 1 <= len(texts) <= 2 and len(set(texts)) == len(texts)
 
 
 def test_completions_endpoint(served):
-    response = served.client().completions.create(model="smollm2", prompt="What is 2 + 5?", max_tokens=32)
+    response = served.client().completions.create(model="smollm2-135m-instruct", prompt="What is 2 + 5?", max_tokens=32)
     assert response.object == "text_completion" and response.choices[0].text
     assert response.usage.completion_tokens > 0
 
@@ -121,28 +123,99 @@ def test_authentication(served):
     ({"testtime": {"strategy": "beam_search", "params": {"width": 3}}}, "multiple of width"),
     ({"testtime": {"strategy": "majority", "params": {"width": 2}}}, "does not take width"),
     ({"testtime": {"verifier": "nope"}}, "unknown verifier 'nope'"),
+    ({"testtime": {"strategy": "best_of_n", "budget": 2, "verifier": "served"}}, "verifier 'served' needs url"),
+    ({"testtime": {"strategy": "best_of_n", "budget": 2, "verifier": "hf_prm"}}, "verifier 'hf_prm' needs model"),
+    ({"testtime": {"strategy": "best_of_n", "budget": 2, "verifier": "llm_judge"}}, "verifier 'llm_judge' needs"),
+    ({"testtime": {"strategy": "beam_search", "params": {"width": "2"}}}, "parameter width = '2': expected an integer"),
+    ({"testtime": {"strategy": "beam_search", "params": {"c": 1}}}, "does not take c"),
+    ({"testtime": {"strategy": "pool"}}, "unknown strategy 'pool'"),
+    ({"testtime": {"strategy": "compute_optimal", "params": {"policy": "/etc/passwd"}}},
+     "unknown strategy 'compute_optimal'"),
+    ({"testtime": {"budget": 0}}, "budget"),
+    ({"testtime": {"budget": "2"}}, "budget"),
 ])
 def test_bad_testtime_options_are_400(served, extra, message):
     with pytest.raises(openai.BadRequestError) as err:
-        served.client().chat.completions.create(model="smollm2", messages=QUESTION, extra_body=extra)
+        served.client().chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, extra_body=extra)
     assert message in str(err.value)
 
 
 def test_caps_and_malformed_requests(served):
     client = served.client()
     with pytest.raises(openai.BadRequestError, match="n 5 is over this server's cap of 4"):
-        client.chat.completions.create(model="smollm2", messages=QUESTION, n=5)
+        client.chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, n=5)
     with pytest.raises(openai.BadRequestError, match="max_tokens 999 is over"):
-        client.chat.completions.create(model="smollm2", messages=QUESTION, max_tokens=999)
+        client.chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, max_tokens=999)
     with pytest.raises(openai.NotFoundError, match="does not exist"):
         client.chat.completions.create(model="gpt-5", messages=QUESTION)
     headers = {"Authorization": f"Bearer {KEY}"}
-    status, body, _ = post(served.url + "/v1/chat/completions", b'{"model": "smollm2"}', headers)
+    status, body, _ = post(served.url + "/v1/chat/completions", b'{"model": "smollm2-135m-instruct"}', headers)
     assert status == 400 and "messages" in body["error"]["message"]
     status, body, _ = post(served.url + "/v1/chat/completions", b"not json", headers)
     assert status == 400
     status, body, _ = post(served.url + "/v1/chat/completions", b"x" * 30_000, headers)
     assert status == 413 and "limit is 20000" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("body, where", [
+    (b'{"model": "smollm2-135m-instruct", "messages": "hi"}', "messages"),
+    (b'{"model": "smollm2-135m-instruct", "messages": []}', "messages"),
+    (b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}',
+     "max_tokens"),
+    (b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "temperature": "0.5"}',
+     "temperature"),
+    (b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "n": 1.5}', "n"),
+    (b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "\\ud800"}]}', "content"),
+    (b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "' + b"word " * 2500 + b'"}]}',
+     "the model's context is 2048"),
+    (b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]', "JSON"),
+    (b'[1, 2]', "body"),
+])
+def test_a_bad_body_is_a_400_naming_the_problem_and_the_server_goes_on(served, body, where):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    status, answer, _ = post(served.url + "/v1/chat/completions", body, headers)
+    assert status == 400 and answer["error"]["type"] == "invalid_request_error", answer
+    assert where in answer["error"]["message"] + str(answer["error"]["param"])
+    plain = served.client().chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, max_tokens=8)
+    assert plain.choices[0].message.content
+
+
+class FailingOnce(Generator):
+    """The real engine behind a fault injector: the first call fails, as a broken engine call would."""
+
+    def __init__(self, engine):
+        self.engine, self.failed = engine, False
+        self.parameter_count, self.max_model_len = engine.parameter_count, engine.max_model_len
+
+    def count_prompt_tokens(self, prompt):
+        return self.engine.count_prompt_tokens(prompt)
+
+    def _generate(self, requests):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("injected engine fault")
+        return self.engine._generate(requests)
+
+
+def test_a_failing_job_is_a_500_for_its_requests_only_and_the_worker_goes_on(engine):
+    server = Served(ServerConfig(max_tokens=8, max_max_tokens=16), FailingOnce(engine))
+    try:
+        status, answer, _ = post(server.url + "/v1/chat/completions", json.dumps(
+            {"model": "smollm2-135m-instruct", "messages": QUESTION}).encode(), {})
+        assert status == 500 and answer["error"] == {"message": "internal server error", "type": "server_error",
+                                                     "param": None, "code": None}
+        assert json.loads(urllib.request.urlopen(server.url + "/health").read()) == {"status": "ok"}
+        again = server.client(key=None).chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION)
+        assert again.choices[0].message.content
+        server.app.state.scheduler.drain()  # what SIGTERM does first
+        status, answer, _ = post(server.url + "/v1/chat/completions", json.dumps(
+            {"model": "smollm2-135m-instruct", "messages": QUESTION}).encode(), {})
+        assert status == 503 and answer["error"]["code"] == "shutting_down"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.url + "/health")
+        assert err.value.code == 503 and "draining" in json.loads(err.value.read())["reason"]
+    finally:
+        server.close()
 
 
 def test_concurrent_requests_share_engine_calls(served):
@@ -153,7 +226,7 @@ def test_concurrent_requests_share_engine_calls(served):
 
     def ask():
         results.append(client.chat.completions.create(
-            model="smollm2+majority", messages=QUESTION, max_tokens=32, extra_body={"testtime": {"budget": 2}}))
+            model="smollm2-135m-instruct+majority", messages=QUESTION, max_tokens=32, extra_body={"testtime": {"budget": 2}}))
 
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for t in threads:
@@ -186,7 +259,7 @@ def test_full_queue_answers_429_with_retry_after(tight):
 
     def ask():
         statuses.append(post(tight.url + "/v1/chat/completions", json.dumps({
-            "model": "smollm2", "messages": QUESTION, "max_tokens": 64,
+            "model": "smollm2-135m-instruct", "messages": QUESTION, "max_tokens": 64,
             "testtime": {"strategy": "majority", "budget": 8}}).encode(), {}))
 
     threads = [threading.Thread(target=ask) for _ in range(6)]
@@ -203,7 +276,7 @@ def test_full_queue_answers_429_with_retry_after(tight):
 def test_wall_time_cap_stops_a_search_and_still_answers(tight):
     started = time.time()
     response = tight.client(key=None).chat.completions.create(
-        model="smollm2+beam_search", messages=QUESTION, max_tokens=256,
+        model="smollm2-135m-instruct+beam_search", messages=QUESTION, max_tokens=256,
         extra_body={"testtime": {"budget": 16, "params": {"width": 4, "delimiter": "\n", "max_depth": 20}}})
     assert response.choices[0].message.content
     job, result = tight.app.state.scheduler.recent[-1]
@@ -213,7 +286,7 @@ def test_wall_time_cap_stops_a_search_and_still_answers(tight):
 def test_client_disconnect_cancels_the_search(served):
     client = served.client()
     stream = client.chat.completions.create(
-        model="smollm2+beam_search", messages=QUESTION, max_tokens=256, stream=True,
+        model="smollm2-135m-instruct+beam_search", messages=QUESTION, max_tokens=256, stream=True,
         extra_body={"testtime": {"budget": 16, "params": {"width": 4, "delimiter": "\n", "max_depth": 20}}})
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.model_extra.get("reasoning_content"):
@@ -227,16 +300,18 @@ def test_client_disconnect_cancels_the_search(served):
     assert result.details["rounds"] < 20  # it stopped when the client left, well before the depth cap
 
 
-def test_serve_command_end_to_end(tmp_path):
-    import os
+def test_serve_command_end_to_end_and_sigterm_stops_it_and_its_engine(tmp_path):
     import signal
     import subprocess
     import sys
 
+    import psutil
+
     port = free_port()
     config = tmp_path / "server.toml"
     config.write_text(f'port = {port}\nstrategy = "best_of_n"\nbudget = 2\nmax_tokens = 32\n')
-    proc = subprocess.Popen([sys.executable, "-m", "testtime", "serve", "--config", str(config), "--api-key", KEY],
+    proc = subprocess.Popen([sys.executable, "-m", "testtime", "serve", "--config", str(config), "--api-key", KEY,
+                             "--log-file", str(tmp_path / "engine.log")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 240
@@ -248,14 +323,20 @@ def test_serve_command_end_to_end(tmp_path):
             except OSError:
                 time.sleep(1)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
-        response = client.chat.completions.create(model="smollm2", messages=QUESTION)
+        response = client.chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION)
         assert response.model_extra["testtime"]["strategy"] == {"strategy": "best_of_n", "budget": 2}
         assert 0 < response.usage.completion_tokens <= 2 * 32
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the engine runs in a child process"
+        proc.send_signal(signal.SIGTERM)
+        started = time.time()
+        proc.wait(timeout=30)
+        assert time.time() - started < 30
+        assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], \
+            "a child process outlived the server"
+        assert "vllm" in (tmp_path / "engine.log").read_text().lower()  # the engine's logs went to the file
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             proc.kill()
 
 

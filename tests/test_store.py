@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from fakes import ScriptedGenerator, SeededGenerator
 
-from testtime.runner import Plan, Unit, execute, store_results
+from testtime.runner import Plan, Unit, execute
 from testtime.store import RunConfigMismatch, RunStore
 from testtime.strategies import Context, Strategy
 from testtime.tasks import Task
@@ -81,6 +81,12 @@ def test_a_crashed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert [r["accuracy"] for r in whole.summary()["results"]] != [1.0] * 3  # answers vary with the seed
     rows = resumed.db.execute("SELECT unit, question, COUNT(*) FROM results GROUP BY unit, question").fetchall()
     assert len(rows) == 21 and {count for *_, count in rows} == {1}
+
+
+def store_results(store: RunStore, unit: Unit, results) -> None:
+    """Results computed outside a plan, committed as one unit."""
+    store.add_units([(unit.key, unit.description())])
+    store.add(unit.key, [(i, unit.line(r)) for i, r in enumerate(results)])
 
 
 def test_a_question_cannot_be_stored_twice(tmp_path):

@@ -14,7 +14,7 @@ from typing import Callable
 
 from testtime.generators import GeneratorSpec, SamplingParams
 from testtime.prompting import PromptTemplate
-from testtime.runner import Chunk, Plan, Unit, check_prompts_fit, solve_chunk
+from testtime.runner import Chunk, Plan, Solved, Unit, check_prompts_fit, commit_all, solve_chunk
 from testtime.store import RunStore
 from testtime.strategies.base import Context
 from testtime.verifiers.base import Verifier
@@ -35,8 +35,8 @@ class ShardWorker:
                            seed=spec.seed)
         self.name = f"ray:{ray.get_runtime_context().get_node_id()[:8]}:pid{os.getpid()}"
 
-    def solve(self, unit: Unit, chunk: Chunk) -> tuple[str, list[tuple[int, dict]], str]:
-        check_prompts_fit([t for _, t in chunk], self.ctx)  # this worker's first sight of these questions
+    def solve(self, unit: Unit, chunk: Chunk) -> Solved:
+        check_prompts_fit([t for _, t in chunk], self.generator, self.ctx.template)  # its first sight of them
         return unit.key, solve_chunk(unit, chunk, self.ctx), self.name
 
     def info(self) -> dict:
@@ -53,7 +53,7 @@ def execute_on_ray(
     address: str = "local",
     workers: int = 2,
     template: PromptTemplate = PromptTemplate(),
-    on_commit: Callable[[Unit, int], None] | None = None,
+    on_commit: Callable[[Unit, list[dict]], None] | None = None,
 ) -> dict:
     """Solve the plan's pending chunks on ``workers`` Ray actors; what the workers ran (generator, parameters).
 
@@ -65,7 +65,6 @@ def execute_on_ray(
 
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    store.add_units([(u.key, u.description()) for u in plan.units])
     items = list(plan.pending(store))
     if not items:
         return {}
@@ -76,12 +75,9 @@ def execute_on_ray(
         uses_gpu = spec.backend == "vllm" and ray.cluster_resources().get("GPU", 0) >= 1
         actor = ray.remote(num_gpus=1)(ShardWorker) if uses_gpu else ray.remote(num_cpus=1)(ShardWorker)
         actors = [actor.remote(spec, verifier, sampling, template) for _ in range(min(workers, len(items)))]
-        units = {u.key: u for u in plan.units}
         try:
-            for key, lines, worker in ActorPool(actors).map_unordered(lambda a, item: a.solve.remote(*item), items):
-                store.add(key, lines, worker=worker)
-                if on_commit:
-                    on_commit(units[key], len(lines))
+            commit_all(plan, store, ActorPool(actors).map_unordered(lambda a, item: a.solve.remote(*item), items),
+                       on_commit)
         except ray.exceptions.RayTaskError as exc:
             # The worker's own exception (an upstream failure, a prompt too long) is what the user needs.
             cause = getattr(exc, "cause", None)

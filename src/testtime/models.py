@@ -114,9 +114,13 @@ def _assembled_gguf(model: EmbeddedModel) -> Path:
 
 
 def resolve_model(name_or_path: str) -> str:
-    """A local model folder for a name of an embedded model, or the path itself."""
+    """A local model folder for a name of an embedded model; a folder, or a hub id (ORG/NAME), as given."""
     if name_or_path in EMBEDDED_MODELS:
         return str(ensure_converted(EMBEDDED_MODELS[name_or_path]))
+    if "/" not in name_or_path and not Path(name_or_path).expanduser().exists():
+        raise ModelNotFoundError(
+            f"unknown model {name_or_path!r}: not an embedded model ({', '.join(EMBEDDED_MODELS)}), "
+            "a model folder, or a hub id (ORG/NAME)")
     return name_or_path
 
 

@@ -37,6 +37,7 @@ class Param:
     default: Any = REQUIRED
     help: str = ""
     escapes: bool = False  # text given on a command line may spell '\n' for a newline
+    names_file: bool = False  # a path on the machine that runs it: never taken from a server's client
 
     @property
     def required(self) -> bool:
@@ -72,7 +73,8 @@ class Param:
 
     def describe(self) -> str:
         """'width: an integer = 4' for listings."""
-        default = "required" if self.required else f"= {_show(self.default)}"
+        shown = _show(self.default)
+        default = "required" if self.required else f"= {shown if len(shown) <= 60 else shown[:57] + '...'}"
         return f"{self.name}: {self.describe_type()} {default}" + (f"  ({self.help})" if self.help else "")
 
     def parse(self, owner: str, text: str) -> Any:
@@ -130,7 +132,8 @@ def parameters(cls: type) -> tuple[Param, ...]:
     if dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls)
         return tuple(
-            Param(f.name, hints[f.name], _field_default(f), f.metadata.get("help", ""), f.metadata.get("escapes", False))
+            Param(f.name, hints[f.name], _field_default(f), f.metadata.get("help", ""),
+                  f.metadata.get("escapes", False), f.metadata.get("file", False))
             for f in dataclasses.fields(cls) if f.init
         )
     hints = typing.get_type_hints(cls.__init__)
@@ -156,7 +159,7 @@ def build(cls: type, owner: str, given: Mapping[str, Any]):
     try:
         return cls(**settings)
     except (ValueError, TypeError) as exc:
-        message = str(exc)
+        message = str(exc).removeprefix(f"{getattr(cls, 'name', '')}: ")  # the class's own "beam_search: ..."
         raise ParameterError(message if message.startswith(owner) else f"{owner}: {message}") from None
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
-from testtime.analysis import summary_row
-from testtime.generators.base import PromptTooLongError
+from testtime.generators.base import Prompt, PromptTooLongError
+from testtime.prompting import PromptTemplate
 from testtime.strategies.base import Context, QuestionResult, Strategy
 from testtime.store import RunStore
 from testtime.tasks import Task
@@ -74,13 +74,22 @@ class Plan:
                 "chunk_size": self.chunk_size}
 
 
-def check_prompts_fit(tasks: Sequence[Task], ctx: Context) -> None:
+class PromptCounter(Protocol):
+    """What the prompt-length check needs: a generator, or a tokenizer alone (``GeneratorSpec.prompt_counter``)."""
+
+    max_model_len: int | None
+
+    def count_prompt_tokens(self, prompt: Prompt) -> int | None: ...
+
+
+def check_prompts_fit(tasks: Sequence[Task], counter: PromptCounter | None,
+                      template: PromptTemplate = PromptTemplate()) -> None:
     """Fail before any generation if a question's prompt cannot fit the model's context."""
-    limit = ctx.generator.max_model_len
+    limit = counter.max_model_len if counter is not None else None
     if not limit:
         return
     for task in tasks:
-        used = ctx.generator.count_prompt_tokens(ctx.template.build(task))
+        used = counter.count_prompt_tokens(template.build(task))
         if used is not None and used >= limit:
             where = task.source or task.id
             raise PromptTooLongError(
@@ -95,42 +104,30 @@ def solve_chunk(unit: Unit, chunk: Chunk, ctx: Context) -> list[tuple[int, dict]
     return [(i, unit.line(r)) for (i, _), r in zip(chunk, results)]
 
 
+Solved = tuple[str, list[tuple[int, dict]], str]  # (unit key, (position, line) pairs, worker name)
+
+
 def execute(plan: Plan, ctx: Context, store: RunStore,
-            on_commit: Callable[[Unit, int], None] | None = None) -> int:
-    """Solve every pending chunk, committing each as it finishes; the number of questions solved.
+            on_commit: Callable[[Unit, list[dict]], None] | None = None) -> int:
+    """Solve every pending chunk in this process, committing each as it finishes; the number solved.
 
     Every prompt is checked against the context before anything is generated."""
-    check_prompts_fit(plan.tasks, ctx)
+    check_prompts_fit(plan.tasks, ctx.generator, ctx.template)
+    return commit_all(plan, store, ((u.key, solve_chunk(u, chunk, ctx), "") for u, chunk in plan.pending(store)),
+                      on_commit)
+
+
+def commit_all(plan: Plan, store: RunStore, solved: Iterable[Solved],
+               on_commit: Callable[[Unit, list[dict]], None] | None = None) -> int:
+    """The one loop of every executor (this process, Ray): commit each solved chunk the moment it comes.
+
+    ``on_commit`` gets the unit and the result lines just committed."""
     store.add_units([(u.key, u.description()) for u in plan.units])
-    solved = 0
-    for unit, chunk in plan.pending(store):
-        store.add(unit.key, solve_chunk(unit, chunk, ctx))
-        solved += len(chunk)
+    units = {u.key: u for u in plan.units}
+    count = 0
+    for key, lines, worker in solved:
+        store.add(key, lines, worker=worker)
+        count += len(lines)
         if on_commit:
-            on_commit(unit, len(chunk))
-    return solved
-
-
-@dataclass
-class StrategyRun:
-    """One strategy at one budget on a set of tasks, in memory (the Python API)."""
-
-    strategy: dict  # the strategy's name and parameters
-    results: list[QuestionResult]
-
-    @property
-    def summary(self) -> dict:
-        return summary_row(
-            self.strategy, [r.correct for r in self.results], [r.ledger for r in self.results]
-        )
-
-
-def run_strategy(strategy: Strategy, tasks: Sequence[Task], ctx: Context) -> StrategyRun:
-    check_prompts_fit(tasks, ctx)
-    return StrategyRun(strategy.describe(), strategy.solve(tasks, ctx))
-
-
-def store_results(store: RunStore, unit: Unit, results: Sequence[QuestionResult]) -> None:
-    """Commit results computed outside a plan (the demo's shared pool) as one unit."""
-    store.add_units([(unit.key, unit.description())])
-    store.add(unit.key, [(i, unit.line(r)) for i, r in enumerate(results)])
+            on_commit(units[key], [line for _, line in lines])
+    return count

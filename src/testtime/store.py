@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from testtime import __version__
+from testtime.version import __version__
 from testtime.analysis import summary_row
 from testtime.ledger import Ledger
 

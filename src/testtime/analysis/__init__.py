@@ -39,12 +39,3 @@ def summary_row(strategy: dict, correct: Sequence[bool], ledgers: Sequence[Ledge
         "verifier_flops": total.verifier_flops,
         "wall_seconds": total.wall_seconds,
     }
-
-
-def coverage(correct_per_question: Sequence[Sequence[bool]]) -> dict:
-    """Mean pass@1 (share of right samples) and pass@all (any sample right) over questions."""
-    n = len(correct_per_question) or 1
-    return {
-        "pass@1": sum(sum(c) / len(c) for c in correct_per_question if c) / n,
-        "pass@all": sum(any(c) for c in correct_per_question) / n,
-    }

@@ -19,7 +19,7 @@ import numpy as np
 
 from testtime.analysis.estimators import bootstrap_interval, pass_at_k, replay, sample_orders
 from testtime.analysis.fits import fit_coverage, fit_log_compute
-from testtime.analysis.policy import (
+from testtime.policy import (
     LEVELS, Option, assign_levels, cost_to_match, cross_validated, learn_policy, level_edges, probe_easiness,
 )
 from testtime.answers import answers_match, normalize_answer

@@ -61,6 +61,16 @@ class GeneratorSpec:
             identity["dtype"] = resolve_dtype(self.dtype)
         return identity
 
+    def prompt_counter(self):
+        """Counts a prompt's tokens with the model's tokenizer alone, before any engine starts
+        (``runner.check_prompts_fit``); None where only the server knows (``openai``)."""
+        if self.backend != "vllm":
+            return None
+        from testtime.generators.vllm_engine import ChatRenderer
+        from testtime.models import resolve_model
+
+        return ChatRenderer.for_model(resolve_model(self.model), self.max_model_len)
+
     def open(self) -> Generator:
         from testtime.models import EMBEDDED_MODELS, resolve_model
 

@@ -162,6 +162,10 @@ class Generator(abc.ABC):
         """Tokens the prompt takes, where the backend can tell without generating."""
         return None
 
+    def healthy(self) -> bool:
+        """Whether the backend can still generate (False once an in-process engine is gone)."""
+        return True
+
     def close(self) -> None:
         """Release engine resources (no-op by default)."""
 

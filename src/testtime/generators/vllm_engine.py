@@ -17,6 +17,35 @@ from testtime.generators.base import (
 )
 
 
+class ChatRenderer:
+    """The raw text the engine sees for a prompt, and its length in tokens, from the tokenizer alone.
+
+    The engine renders with it, and a command checks every prompt's length with it before any
+    engine starts (``GeneratorSpec.prompt_counter``)."""
+
+    def __init__(self, tokenizer, max_model_len: int | None):
+        self.tokenizer, self.max_model_len = tokenizer, max_model_len
+
+    @classmethod
+    def for_model(cls, folder: str, max_model_len: int | None) -> ChatRenderer:
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(folder), max_model_len)
+
+    def render(self, prompt: Prompt) -> str:
+        """Chat template, then the partial answer."""
+        text = self.tokenizer.apply_chat_template(
+            prompt.as_openai_messages(), tokenize=False, add_generation_prompt=True
+        )
+        return text + prompt.continuation
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        return self.tokenizer.encode(self.render(prompt), add_special_tokens=False)
+
+    def count_prompt_tokens(self, prompt: Prompt) -> int:
+        return len(self.encode(prompt))
+
+
 class VLLMGenerator(Generator):
     """Wraps ``vllm.LLM`` with automatic prefix caching on.
 
@@ -60,20 +89,17 @@ class VLLMGenerator(Generator):
         kwargs.update(engine_kwargs)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self.renderer = ChatRenderer(self.tokenizer, max_model_len)
         self.model = model
         self.dtype = kwargs["dtype"]
         self.max_model_len = max_model_len
         self.parameter_count = parameter_count or count_parameters(model)
 
     def render(self, prompt: Prompt) -> str:
-        """The raw text the engine sees: chat template, then the partial answer."""
-        text = self.tokenizer.apply_chat_template(
-            prompt.as_openai_messages(), tokenize=False, add_generation_prompt=True
-        )
-        return text + prompt.continuation
+        return self.renderer.render(prompt)
 
     def count_prompt_tokens(self, prompt: Prompt) -> int:
-        return len(self.tokenizer.encode(self.render(prompt), add_special_tokens=False))
+        return self.renderer.count_prompt_tokens(prompt)
 
     def _to_vllm_params(self, request: GenerationRequest, prompt_len: int):
         from vllm import SamplingParams as VSamplingParams
@@ -95,7 +121,7 @@ class VLLMGenerator(Generator):
 
         prompts, params = [], []
         for i, request in enumerate(requests):
-            ids = self.tokenizer.encode(self.render(request.prompt), add_special_tokens=False)
+            ids = self.renderer.encode(request.prompt)
             if len(ids) >= self.max_model_len:
                 raise PromptTooLongError(
                     f"request {i}: prompt is {len(ids)} tokens, the model's context is {self.max_model_len}"
@@ -104,6 +130,10 @@ class VLLMGenerator(Generator):
             params.append(self._to_vllm_params(request, len(ids)))
         outputs = self.llm.generate(prompts, params, use_tqdm=self.show_progress)
         return [_to_result(out, request.params.logprobs, self.tokenizer) for out, request in zip(outputs, requests)]
+
+    def healthy(self) -> bool:
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        return self.llm is not None and not getattr(getattr(core, "resources", None), "engine_dead", False)
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -19,10 +19,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from testtime.learn.artifact import HeadArtifact
-from testtime.learn.features import HiddenStates
+from testtime.heads.artifact import HeadArtifact
+from testtime.heads.features import HiddenStates
 from testtime.analysis.verifier_eval import auroc
-from testtime.learn.head import choose_alpha, fit_value_head, out_of_fold
+from testtime.heads.head import choose_alpha, fit_value_head, out_of_fold
 from testtime.store import write_atomic
 
 

@@ -9,9 +9,11 @@ upstream, verifier tokens included.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import json
 import queue
+import signal
 import time
 from typing import AsyncIterator
 
@@ -20,11 +22,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from testtime.generators.base import Generator, SamplingParams
+from testtime.generators.base import Generator, Prompt, SamplingParams
+from testtime.models import DEFAULT_MODEL
+from testtime.params import ParameterError, parameters
 from testtime.selection import Candidate
 from testtime.server import protocol
 from testtime.server.config import ServerConfig
-from testtime.server.scheduler import Job, Scheduler
+from testtime.server.scheduler import Draining, Job, Scheduler
+from testtime.specs import make_verifier
 from testtime.strategies import Strategy
 from testtime.strategies.base import QuestionResult
 from testtime.tasks import Task
@@ -54,6 +59,9 @@ class Metrics:
 
 
 def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
+    if config.served_model is None:
+        config = dataclasses.replace(config, served_model=DEFAULT_MODEL)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
@@ -62,14 +70,22 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     app = FastAPI(title="testtime", docs_url=None, redoc_url=None, lifespan=lifespan)
     verifiers: dict[str | None, Verifier | None] = {None: None}
 
-    def make_verifier(name: str | None) -> Verifier | None:
+    def verifier_named(name: str | None) -> Verifier | None:
+        """Built (and its artifact loaded) once per name; one that needs a model or URL is a 400."""
         if name not in verifiers:
-            verifiers[name] = Verifier.create(name)
+            if name not in Verifier.registry:
+                raise ApiError(400, f"unknown verifier {name!r}; known: {', '.join(sorted(Verifier.registry))}",
+                               param="testtime.verifier")
+            try:
+                verifiers[name] = make_verifier(name)
+            except (ValueError, OSError) as exc:
+                raise ApiError(400, f"{exc}; this server cannot build it for a request", param="testtime.verifier")
         return verifiers[name]
 
-    scheduler = Scheduler(generator, make_verifier, config.max_queue, config.batch_window_seconds)
+    scheduler = Scheduler(generator, config.max_queue, config.batch_window_seconds)
     metrics = Metrics()
     app.state.scheduler, app.state.metrics, app.state.config = scheduler, metrics, config
+    app.state.verifier_named = verifier_named
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -109,6 +125,11 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
 
     @app.get("/health")
     async def health():
+        """Ready only while the worker runs and the engine is up (a load balancer stops sending otherwise)."""
+        if not scheduler.alive:
+            return JSONResponse({"status": "unavailable", "reason": "the worker is stopped or draining"}, 503)
+        if not generator.healthy():
+            return JSONResponse({"status": "unavailable", "reason": "the engine is gone"}, 503)
         return {"status": "ok"}
 
     @app.get("/metrics")
@@ -118,7 +139,7 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
 
     @app.get("/v1/models")
     async def models():
-        names = [config.served_model] + [f"{config.served_model}+{s}" for s in sorted(Strategy.registry)]
+        names = [config.served_model] + [f"{config.served_model}+{s}" for s in servable_strategies()]
         return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "testtime"}
                                            for n in names]}
 
@@ -126,12 +147,12 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     async def chat(body: protocol.ChatCompletionRequest, request: Request):
         messages = [(m.role if m.role != "developer" else "system", m.content) for m in body.messages]
         max_tokens = body.max_completion_tokens or body.max_tokens
-        job = _job(config, body, messages, max_tokens)
+        job = _job(config, body, messages, max_tokens, verifier_named, generator)
         return await _answer(request, job, body, chat=True)
 
     @app.post("/v1/completions")
     async def completions(body: protocol.CompletionRequest, request: Request):
-        job = _job(config, body, [("user", body.prompt)], body.max_tokens)
+        job = _job(config, body, [("user", body.prompt)], body.max_tokens, verifier_named, generator)
         return await _answer(request, job, body, chat=False)
 
     async def _answer(request: Request, job: Job, body, chat: bool):
@@ -141,6 +162,8 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         except queue.Full:
             raise ApiError(429, "the server's queue is full; retry later", "rate_limit_error", "queue_full",
                            headers={"Retry-After": "1"})
+        except Draining:
+            raise ApiError(503, "the server is shutting down", "server_error", "shutting_down")
         request_id = protocol.new_id("chatcmpl" if chat else "cmpl")
         if body.stream and chat:
             return StreamingResponse(_stream(request, job, body, request_id, started), media_type="text/event-stream")
@@ -217,14 +240,26 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     return app
 
 
-def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens: int | None) -> Job:
+def servable_strategies() -> list[str]:
+    """Strategies a client may name: not internal ones, and not those that need a file the client would name."""
+    return sorted(name for name, cls in Strategy.registry.items()
+                  if not cls.internal and not any(p.names_file for p in parameters(cls)))
+
+
+def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens: int | None,
+         verifier_named, generator: Generator) -> Job:
+    """The request as a job, every part of it built and checked here, before it is queued."""
     base, _, named = body.model.partition("+")
     if base != config.served_model:
         raise ApiError(404, f"model {body.model!r} does not exist; this server serves {config.served_model!r} "
                             f"(optionally {config.served_model}+STRATEGY)", code="model_not_found", param="model")
     options = body.testtime or protocol.TesttimeOptions()
     name = options.strategy or named or config.strategy
-    budget = options.budget or (1 if name == "single" else config.budget)
+    if name not in servable_strategies():
+        raise ApiError(400, f"unknown strategy {name!r}; this server serves: {', '.join(servable_strategies())}",
+                       param="testtime.strategy" if options.strategy else "model")
+    cls = Strategy.registry[name]
+    budget = options.budget or cls.fixed_budget or config.budget
     for what, asked, cap in (("budget", budget, config.max_budget), ("n", body.n, config.max_n),
                              ("max_tokens", max_tokens or 0, config.max_max_tokens)):
         if asked > cap:
@@ -232,15 +267,18 @@ def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens
     if budget < body.n:
         raise ApiError(400, f"n ({body.n}) distinct answers need a budget of at least n (budget is {budget})", param="n")
     try:
-        strategy = Strategy.create(name, budget=budget, **options.params)
-    except (ValueError, TypeError) as exc:
-        raise ApiError(400, str(exc), param="testtime")
-    verifier = options.verifier if options.verifier is not None else config.verifier
-    if verifier is not None and verifier not in Verifier.registry:
-        raise ApiError(400, f"unknown verifier {verifier!r}; known: {', '.join(sorted(Verifier.registry))}",
-                       param="testtime.verifier")
-    if strategy.uses_verifier and verifier is None:
+        strategy = Strategy.create(name, **{"budget": budget, **options.params})
+    except ParameterError as exc:
+        raise ApiError(400, str(exc), param="testtime.params")
+    verifier_name = options.verifier if options.verifier is not None else config.verifier
+    if strategy.uses_verifier and verifier_name is None:
         raise ApiError(400, f"strategy {name!r} needs a verifier", param="testtime.verifier")
+    verifier = verifier_named(verifier_name)
+    prompt = Prompt(messages=tuple(messages))
+    used, limit = generator.count_prompt_tokens(prompt), generator.max_model_len
+    if used is not None and limit and used >= limit:
+        raise ApiError(400, f"the prompt is {used} tokens; the model's context is {limit}", param="messages",
+                       code="context_length_exceeded")
     sampling = SamplingParams(
         temperature=body.temperature if body.temperature is not None else 0.8,
         top_p=body.top_p if body.top_p is not None else 1.0,
@@ -249,7 +287,7 @@ def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens
     seeded = body.seed is not None
     task = Task(id="seeded" if seeded else protocol.new_id("q"), question=messages[-1][1], answer="",
                 meta={"messages": messages})
-    return Job(task=task, strategy=strategy, sampling=sampling, verifier=verifier,
+    return Job(task=task, strategy=strategy, sampling=sampling, verifier_name=verifier_name, verifier=verifier,
                seed=body.seed if seeded else 0, deadline=time.monotonic() + config.max_wall_seconds)
 
 
@@ -270,3 +308,20 @@ def distinct_answers(result: QuestionResult, n: int) -> list[str]:
 def _details(job: Job, result: QuestionResult) -> dict:
     return {"strategy": job.strategy.describe(), "answer": result.prediction,
             "candidates": len(result.candidates), "rounds": result.details.get("rounds")}
+
+
+def run_server(app: FastAPI, host: str, port: int, *, grace_seconds: float = 20) -> None:
+    """Serve until SIGTERM or SIGINT, then drain: no new work (503), every running job stops at its
+    next round and answers with what it has, and open connections are closed within ``grace_seconds``."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            # As uvicorn's own, a second Ctrl-C forcing the exit, but without re-raising the signal
+            # afterwards: that would end the process before the caller shuts its engine down.
+            app.state.scheduler.drain()
+            self.force_exit = self.should_exit and sig == signal.SIGINT
+            self.should_exit = True
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                          timeout_graceful_shutdown=grace_seconds)).run()

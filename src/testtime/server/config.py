@@ -12,7 +12,7 @@ class ServerConfig:
     host: str = "127.0.0.1"  # loopback unless the operator says otherwise
     port: int = 8000
     api_keys: tuple[str, ...] = ()  # empty: no authentication
-    served_model: str = "smollm2"
+    served_model: str | None = None  # the name clients use; default: the model `serve` was given
     # defaults for a request that names no strategy
     strategy: str = "majority"
     budget: int = 4

@@ -6,25 +6,40 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Strict: a number given as a string, or a float where an integer belongs, is a 400, as at OpenAI.
+STRICT = ConfigDict(strict=True)
 
 
 class TesttimeOptions(BaseModel):
     """The `testtime` object of a request body (`extra_body` in the official client)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     strategy: str | None = None
     budget: int | None = Field(default=None, ge=1)
     verifier: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)  # the strategy's own parameters (width, c, ...)
 
 
+def _encodable(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (it holds an unpaired surrogate)") from None
+    return text
+
+
 class ChatMessage(BaseModel):
+    model_config = STRICT
     role: Literal["system", "user", "assistant", "developer"]
     content: str
 
+    _check_content = field_validator("content")(_encodable)
+
 
 class ChatCompletionRequest(BaseModel):
+    model_config = STRICT
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     n: int = Field(default=1, ge=1)
@@ -39,8 +54,11 @@ class ChatCompletionRequest(BaseModel):
 
 
 class CompletionRequest(BaseModel):
+    model_config = STRICT
     model: str
     prompt: str
+
+    _check_prompt = field_validator("prompt")(_encodable)
     n: int = Field(default=1, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -59,7 +77,7 @@ def usage(ledger) -> dict:
     return {
         "prompt_tokens": ledger.prompt_tokens,
         "completion_tokens": ledger.completion_tokens,
-        "total_tokens": ledger.prompt_tokens + ledger.completion_tokens + ledger.verifier_tokens,
+        "total_tokens": ledger.total_tokens,
         "prompt_tokens_details": {"cached_tokens": ledger.cached_prompt_tokens},
         "testtime": ledger.to_dict(),
     }

@@ -7,7 +7,7 @@ prior; stop when P(share > 1/2) >= ``confidence``. For integer parameters
 P(Beta(a, b) > 1/2) = P(Binomial(a+b-1, 1/2) <= a-1), computed exactly.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import comb
 
 from testtime.selection import select_majority, vote_counts
@@ -25,9 +25,9 @@ class AdaptiveConsistency(ParallelStrategy):
     """Self-consistency that stops sampling a question once its vote is decisive."""
 
     name = "adaptive_consistency"
-    first_round: int = 4
-    round_size: int = 4
-    confidence: float = 0.95
+    first_round: int = field(default=4, metadata={"help": "samples drawn before the first vote"})
+    round_size: int = field(default=4, metadata={"help": "samples drawn per later round"})
+    confidence: float = field(default=0.95, metadata={"help": "stop once P(the leader is the majority) reaches it"})
 
     def __post_init__(self):
         super().__post_init__()

@@ -14,6 +14,7 @@ from testtime.answers import answers_match, extract_answer, normalize_answer
 from testtime.generators.base import Generator, SamplingParams
 from testtime.ledger import Ledger
 from testtime.prompting import PromptTemplate
+from testtime.params import ParameterError
 from testtime.registry import Registered
 from testtime.selection import Candidate
 from testtime.tasks import Task
@@ -91,6 +92,7 @@ class Strategy(Registered, abc.ABC):
     registry: ClassVar[dict[str, type[Strategy]]] = {}
     uses_verifier: ClassVar[bool] = False
     fixed_budget: ClassVar[int | None] = None  # a strategy that only exists at one budget (single: 1)
+    internal: ClassVar[bool] = False  # a sweep's own device (the shared pool): never served or advertised
 
     @abc.abstractmethod
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
@@ -105,7 +107,7 @@ class Strategy(Registered, abc.ABC):
 
     def check(self, verifier: Verifier | None) -> None:
         if self.uses_verifier and verifier is None:
-            raise ValueError(f"strategy {self.name!r} needs a verifier (--verifier)")
+            raise ParameterError(f"strategy {self.name!r} needs a verifier")
 
     def describe(self) -> dict:
         from dataclasses import asdict, is_dataclass

@@ -1,4 +1,4 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from testtime.strategies.search import Expander, SearchStrategy, finished
 from testtime.tree import Node, Tree
@@ -9,7 +9,7 @@ class BeamSearch(SearchStrategy):
     """Keep the N/M best partial solutions each round and expand each M ways."""
 
     name = "beam_search"
-    width: int = 4  # M: children per kept beam
+    width: int = field(default=4, metadata={"help": "M: children per kept beam"})
 
     def __post_init__(self):
         super().__post_init__()

@@ -12,11 +12,11 @@ afresh and also pays for the probe. The policy file is written by `testtime swee
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from testtime.analysis.policy import assign_levels, probe_easiness
+from testtime.policy import assign_levels, probe_easiness
 from testtime.ledger import Ledger
 from testtime.strategies.base import Context, QuestionResult, Strategy
 from testtime.strategies.parallel import GeneratorSource, ParallelStrategy, SampleSource, score_candidates
@@ -65,8 +65,8 @@ class ComputeOptimal(Strategy):
     """Probe each question, read its difficulty, and spend what a learned policy says (Snell et al.)."""
 
     name = "compute_optimal"
-    budget: int = 8  # the best-of-N budget whose compute the policy was chosen to stay within
-    policy: str = "runs/latest/policy.json"
+    budget: int = field(default=8, metadata={"help": "the best-of-N budget whose compute the policy stays within"})
+    policy: str = field(default="runs/latest/policy.json", metadata={"file": True, "help": "the policy.json a sweep wrote"})
 
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         table = load_policy(self.policy, self.budget)

@@ -1,4 +1,4 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from testtime.strategies.beam_search import BeamSearch
 from testtime.strategies.search import Expander
@@ -10,7 +10,7 @@ class Lookahead(BeamSearch):
     """Beam search that ranks a step by the score of a greedy rollout k steps beyond it."""
 
     name = "lookahead"
-    lookahead: int = 1
+    lookahead: int = field(default=1, metadata={"help": "greedy steps rolled out before ranking a step"})
 
     def __post_init__(self):
         super().__post_init__()

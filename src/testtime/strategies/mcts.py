@@ -1,5 +1,5 @@
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from testtime.selection import select
 from testtime.strategies.search import Expander, SearchStrategy, finished
@@ -42,9 +42,9 @@ class MCTS(SearchStrategy):
     """
 
     name = "mcts"
-    width: int = 4
-    c: float = 1.0
-    rollout: bool = False
+    width: int = field(default=4, metadata={"help": "children per expansion"})
+    c: float = field(default=1.0, metadata={"help": "exploration constant in UCB"})
+    rollout: bool = field(default=False, metadata={"help": "evaluate a new step by sampling the rest of the solution"})
     selector: str = "visits"
 
     def __post_init__(self):

@@ -10,7 +10,7 @@ once, so that many strategies and budgets can be evaluated on the same draws.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from testtime.generators.base import GenerationRequest
@@ -126,7 +126,7 @@ class PoolSource(SampleSource):
 
 @dataclass
 class ParallelStrategy(Strategy):
-    budget: int = 8
+    budget: int = field(default=8, metadata={"help": "samples per question"})
 
     def __post_init__(self):
         if not isinstance(self.budget, int) or self.budget < 1:

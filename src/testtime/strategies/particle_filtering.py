@@ -1,5 +1,5 @@
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,11 +25,11 @@ class ParticleFiltering(SearchStrategy):
     """N particles advance a step at a time and are resampled by a softmax over their process scores."""
 
     name = "particle_filtering"
-    temperature: float = 1.0
+    softmax_temperature: float = field(default=1.0, metadata={"help": "of the softmax over process scores"})
 
     def __post_init__(self):
         super().__post_init__()
-        self.require_positive("temperature", integer=False)
+        self.require_positive("softmax_temperature", integer=False)
 
     def search_round(self, trees: list[Tree], expander: Expander) -> None:
         # tree.frontier is the population: N particles, repeats allowed; finished particles stay in it.
@@ -48,4 +48,4 @@ class ParticleFiltering(SearchStrategy):
                 tree.frontier, tree.done = population, True
                 continue
             rng = np.random.default_rng(expander.ctx.seed_for(tree.task, tree.rounds, "resample"))
-            tree.frontier = resample(population, self.budget, self.temperature, rng)
+            tree.frontier = resample(population, self.budget, self.softmax_temperature, rng)

@@ -1,4 +1,4 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,17 +25,17 @@ class Rebase(SearchStrategy):
     """REBASE: each round's expansion width is shared among the live nodes by a softmax over their scores."""
 
     name = "rebase"
-    temperature: float = 0.2
+    softmax_temperature: float = field(default=0.2, metadata={"help": "of the softmax over process scores"})
 
     def __post_init__(self):
         super().__post_init__()
-        self.require_positive("temperature", integer=False)
+        self.require_positive("softmax_temperature", integer=False)
 
     def search_round(self, trees: list[Tree], expander: Expander) -> None:
         wants = []
         for tree in trees:
             remaining = self.budget - len(tree.complete())  # the width left: one per solution still to find
-            widths = allocate_widths([n.score or 0.0 for n in tree.frontier], remaining, self.temperature)
+            widths = allocate_widths([n.score or 0.0 for n in tree.frontier], remaining, self.softmax_temperature)
             wants += [(tree, node, w) for node, w in zip(tree.frontier, widths) if w > 0]
         children = expander.expand(wants)
         grown = {id(tree): [] for tree in trees}

@@ -13,6 +13,7 @@ class SamplePool(ParallelStrategy):
     """
 
     name = "pool"
+    internal = True
 
     def choose(self, candidates):
         return select_majority(candidates)

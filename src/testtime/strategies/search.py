@@ -101,20 +101,14 @@ class Expander:
 
 @dataclass
 class SearchStrategy(Strategy):
-    """Shared parameters of the search family.
+    """Shared parameters of the search family."""
 
-    budget: complete solutions' worth of generation, as for best-of-N.
-    max_depth: steps after which a path ends.
-    step_tokens: cap on one step's length.
-    delimiter: the text that ends a step.
-    selector: how the final answer is chosen among the complete solutions.
-    """
-
-    budget: int = 16
-    max_depth: int = 20
-    step_tokens: int = 128
-    delimiter: str = field(default=DEFAULT_STEP_DELIMITER, metadata={"escapes": True})
-    selector: str = Selector.BEST.value
+    budget: int = field(default=16, metadata={"help": "complete solutions' worth of generation, as for best-of-N"})
+    max_depth: int = field(default=20, metadata={"help": "steps after which a path ends"})
+    step_tokens: int = field(default=128, metadata={"help": "cap on one step's tokens"})
+    delimiter: str = field(default=DEFAULT_STEP_DELIMITER, metadata={"escapes": True, "help": "the text that ends a step"})
+    selector: str = field(default=Selector.BEST.value, metadata={
+        "help": "final choice among complete solutions: best, majority, weighted"})
 
     uses_verifier = True
 

@@ -306,7 +306,7 @@ class HFProcessRewardModel(ProcessVerifier):
     def _forward(self, batch: list[_Encoded]) -> list[list[float]]:
         import torch
 
-        from testtime.learn.features import right_padded
+        from testtime.heads.features import right_padded
 
         input_ids, mask = right_padded([e.ids for e in batch], self.pad_id)
         kwargs: dict[str, Any] = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}

@@ -12,8 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from testtime.learn.artifact import HeadArtifact, resolve_artifact
-from testtime.learn.features import FeatureSpec, HiddenStates
+from testtime.heads.artifact import HeadArtifact, resolve_artifact
+from testtime.heads.features import FeatureSpec, HiddenStates
 from testtime.verifiers.base import Aggregation, OutcomeVerifier, ProcessVerifier, Solution, StepScores
 
 

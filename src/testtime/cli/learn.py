@@ -1,18 +1,18 @@
-"""`testtime train-prm`: label a training set by rollouts, then fit the PRM and ORM heads."""
+"""`testtime train-prm` (label a training set by rollouts, then fit the PRM and ORM heads) and `eval-verifier`."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from testtime.cli import _fail, _open, console, dtype_option
+from testtime.cli.app import app
+from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, progress_bar,
+                                  stop_cleanly_on_sigterm, verbose_option, wide_console)
 from testtime.generators import GeneratorSpec, PromptTooLongError, SamplingParams
 from testtime.learn.labels import LABEL_UNIT, LabelParams, label_dataset
 from testtime.models import DEFAULT_MODEL
@@ -22,6 +22,7 @@ from testtime.strategies import Context
 from testtime.tasks import load_dataset
 
 
+@app.command("train-prm")
 def train_prm(
     out: Path = typer.Option(Path("runs/prm"), help="run directory: run.db holds the labels, artifact/ the heads"),
     dataset: str = typer.Option("gsm8k-train", help="training questions with gold answers"),
@@ -45,9 +46,10 @@ def train_prm(
     resume: bool = typer.Option(False, help="continue the labelling in --out (settings must match)"),
     overwrite: bool = typer.Option(False, help="start again in an --out that already holds labels"),
     label_only: bool = typer.Option(False, help="stop after labelling"),
+    verbose: bool = verbose_option(),
 ):
     """Train a PRM (and the ORM baseline) for a policy model from its own Monte Carlo rollouts."""
-    from testtime.learn.features import FeatureSpec, HiddenStates
+    from testtime.heads.features import FeatureSpec, HiddenStates
     from testtime.learn.train import train_heads
 
     try:
@@ -61,9 +63,9 @@ def train_prm(
                   "seed": seed}
         store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     started = time.perf_counter()
-    _label(store, tasks, spec, params)
+    _label(store, tasks, spec, params, log_file=None if verbose else out / "engine.log")
     label_seconds = time.perf_counter() - started + store.get_meta("label_seconds", 0.0)
     store.set_meta("label_seconds", label_seconds)
     records = store.lines(LABEL_UNIT)
@@ -76,7 +78,7 @@ def train_prm(
         artifact = train_heads(records, features, heldout_fraction=heldout, seed=seed,
                                log=lambda m: console.print(m), cache=out / f"features-layer{layer}.npz")
     except ValueError as exc:
-        _fail(f"train-prm: {exc}")
+        fail(f"train-prm: {exc}")
     artifact.meta["labels"] = {**config, "label_seconds": round(label_seconds, 1),
                                "generated_tokens": sum(r["tokens"] for r in records)}
     path = artifact.save(out / "artifact")
@@ -84,20 +86,19 @@ def train_prm(
     console.print(f"wrote {path}; use it with --verifier prm --verifier-model {path}")
 
 
-def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams) -> None:
+def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams, log_file: Optional[Path]) -> None:
     done = store.finished(LABEL_UNIT)
     left = [t for t in tasks if t.id not in done]
     console.print(f"labelling {len(tasks)} questions: {len(tasks) - len(left)} already labelled, {len(left)} to go")
     if not left:
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
     counts = {"solved": 0, "steps": 0, "tokens": 0}
     started = time.perf_counter()
     try:
-        with _open(spec) as gen, Progress(*columns, console=console) as progress:
+        with stop_cleanly_on_sigterm(), engine_log(log_file), open_generator(spec) as gen, \
+                progress_bar("questions") as progress:
             gen.show_progress = False
-            bar = progress.add_task("questions", total=len(left), stats="")
+            bar = progress.add_task("", total=len(left), stats="")
 
             def committed(records: list[dict]) -> None:
                 counts["solved"] += sum(r["correct"] for r in records)
@@ -112,7 +113,7 @@ def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams) -> 
             ctx = Context(generator=gen, sampling=SamplingParams(max_tokens=params.max_tokens), seed=spec.seed)
             label_dataset(tasks, ctx, params, store, on_commit=committed)
     except (UpstreamError, PromptTooLongError, ValueError, OSError) as exc:
-        _fail(f"{exc}\nlabels of {store.count()} questions are kept in {store.path}; rerun with --resume")
+        fail(f"{exc}\nlabels of {store.count()} questions are kept in {store.path}; rerun with --resume")
 
 
 def _print_training(meta: dict) -> None:
@@ -124,6 +125,7 @@ def _print_training(meta: dict) -> None:
         console.print(f"  {name}: {'n/a (one class only)' if value is None else f'{value:.3f}'}")
 
 
+@app.command("eval-verifier")
 def eval_verifier(
     pool_run: Path = typer.Argument(..., help="a sweep run holding a pool (testtime sweep --n 64 ...)"),
     artifact: Optional[Path] = typer.Option(None, help="trained verifier folder (default: the shipped one)"),
@@ -135,7 +137,7 @@ def eval_verifier(
 
     from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, heldout_step_auroc,
                                                  pool_questions, score_pool)
-    from testtime.learn.artifact import HeadArtifact, resolve_artifact
+    from testtime.heads.artifact import HeadArtifact, resolve_artifact
     from testtime.verifiers import Verifier
 
     try:
@@ -152,7 +154,7 @@ def eval_verifier(
         if max_n > size:
             raise ValueError(f"--max-n {max_n} is larger than the pool's {size} samples per question")
     except (ValueError, OSError) as exc:
-        _fail(f"eval-verifier: {exc}")
+        fail(f"eval-verifier: {exc}")
     with console.status("loading the verifiers ..."):
         prm = Verifier.create("prm", artifact=folder)
         orm = Verifier.create("orm", artifact=folder)
@@ -197,4 +199,4 @@ def _print_best_of_n(rows: list[dict], questions: int, size: int) -> None:
         cells = {r["n"]: r for r in rows if r["selector"] == selector}
         table.add_row(selector, *(f"{cells[n]['accuracy']:.1%} ({cells[n]['ci95'][0]:.0%}-{cells[n]['ci95'][1]:.0%})"
                                   for n in budgets))
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    wide_console().print(table)

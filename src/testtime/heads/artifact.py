@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from testtime.learn.features import FeatureSpec
-from testtime.learn.head import ValueHead
+from testtime.heads.features import FeatureSpec
+from testtime.heads.head import ValueHead
 
 FORMAT = "testtime-value-head"
 VERSION = 1

@@ -1,0 +1,163 @@
+"""What every command shares: the console, the one error style, opening an engine quietly, tables."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Iterator, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from testtime.generators import DTYPES, REPRODUCIBLE_DTYPE, Generator, GeneratorSpec
+from testtime.models import ModelNotFoundError
+from testtime.store import RunStore
+from testtime.workflows import analyse
+
+# vLLM logs every engine detail at INFO; warnings still reach the engine log (or the terminal with --verbose).
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+console = Console(stderr=True)
+
+DTYPE_HELP = (f"the in-process engine's dtype: {', '.join(DTYPES)}; {REPRODUCIBLE_DTYPE} makes resumed, retried, "
+              "chunked and Ray-sharded runs bit-identical on the CPU engine; auto: bfloat16 where the CPU or GPU "
+              "computes it natively (faster, equal only in distribution), else float32")
+
+
+def dtype_option() -> str:
+    return typer.Option("auto", "--dtype", help=DTYPE_HELP)
+
+
+def verbose_option() -> bool:
+    return typer.Option(False, "--verbose", help="show the engine's and libraries' own logs and progress bars "
+                                                 "(by default they go to OUT/engine.log)")
+
+
+def fail(message: str) -> NoReturn:
+    """The one way a command stops on bad input or a failure: a red message, exit code 2."""
+    console.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code=2)
+
+
+@contextlib.contextmanager
+def stop_cleanly_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C (exit code 143), so the engine is shut down and no process is left."""
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def open_generator(spec: GeneratorSpec) -> Generator:
+    """Open the generator behind a spinner; a missing model or a bad setting is a clean failure."""
+    try:
+        with console.status(f"starting {spec.backend} generator for {spec.model} ..."):
+            return spec.open()
+    except (ValueError, ModelNotFoundError) as exc:
+        fail(str(exc))
+
+
+@contextlib.contextmanager
+def engine_log(log_file: Path | None) -> Iterator[None]:
+    """Send everything written to file descriptor 2 (the engine process's logs, library warnings and
+    progress bars) to ``log_file``, while testtime's own console keeps the terminal. None: no change."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    own = _writes_to_fd2(sys.stderr)  # else (captured, as under a test runner) the console stays where it is
+    if own:
+        console.file = os.fdopen(os.dup(terminal), "w", buffering=1)
+    with open(log_file, "ab", buffering=0) as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
+        os.close(terminal)
+        if own:
+            console.file.close()
+            console.file = None  # back to following sys.stderr
+
+
+def _writes_to_fd2(stream) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def progress_bar(description: str) -> Progress:
+    columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
+    return Progress(*columns, console=console, transient=False)
+
+
+def wide_console() -> Console:
+    """Standard output, wide enough for every column when it is a file or a pipe (CI logs, `| tee`)."""
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def print_results(rows: list[dict]) -> None:
+    table = Table(title="testtime results")
+    for col in ("strategy", "budget", "seed", "accuracy", "95% CI", "completion tok", "prompt tok", "cached",
+                "TFLOPs", "wall s"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for r in rows:
+        table.add_row(
+            r["strategy"], str(r.get("budget")), str(r.get("seed", "")), f"{r['accuracy']:.1%}",
+            f"{r['ci95'][0]:.0%}-{r['ci95'][1]:.0%}", f"{r['completion_tokens']:,}",
+            f"{r['prompt_tokens']:,}", f"{r['cached_prompt_tokens']:,}", f"{r['flops'] / 1e12:.2f}",
+            f"{r['wall_seconds']:.1f}",
+        )
+    wide_console().print(table)
+
+
+def print_points(scaling: dict) -> None:
+    """Every curve point of a sweep's analysis, and the headline figures."""
+    table = Table(title=f"scaling over {scaling['questions']} questions (pool estimates: mean of "
+                        f"{scaling['orders']} random orders; 95% bootstrap CI over questions)")
+    for col in ("strategy", "budget", "from", "accuracy", "95% CI", "tokens/q", "TFLOPs/q", "wall s/q"):
+        table.add_column(col, justify="left" if col in ("strategy", "from") else "right")
+    for p in scaling["points"]:
+        table.add_row(p["strategy"], str(p["budget"]), p["source"], f"{p['accuracy']:.1%}",
+                      f"{p['ci95'][0]:.0%}-{p['ci95'][1]:.0%}", f"{p['tokens']:,.0f}",
+                      f"{p['flops'] / 1e12:.3f}", f"{p['wall_seconds']:.2f}")
+    wide_console().print(table)
+    for name, fit in scaling["fits"].items():
+        t = fit.get("tokens")
+        if t:
+            console.print(f"  {name}: accuracy = {t['a']:.3f} + {t['b']:.4f} ln(tokens), R^2 {t['r2']:.2f}")
+    optimal = scaling.get("compute_optimal")
+    for row in (optimal or {}).get("curve", []):
+        if row["efficiency"] is not None:
+            ratio = f"{optimal['baseline']} needs {row['efficiency']:.2f}x the compute to match"
+        elif row["efficiency_at_least"] is not None:
+            ratio = f"{optimal['baseline']} never matches it (>= {row['efficiency_at_least']:.2f}x)"
+        else:
+            ratio = f"{optimal['baseline']}'s cheapest point already matches it (no ratio)"
+        console.print(f"  compute-optimal within the cost of {optimal['baseline']}@{row['budget']}: "
+                      f"{row['accuracy']:.1%} with {row['tokens']:,.0f} tokens/q (baseline "
+                      f"{row['baseline_accuracy']:.1%}); {ratio}")
+
+
+def print_analysis(store: RunStore) -> None:
+    """Analyse a stored sweep, write its files and report, and print the curve points."""
+    with console.status("analysing the sweep and writing the report ..."):
+        scaling, written = analyse(store)
+    print_points(scaling)
+    others = ", ".join(p.name for p in written if p.suffix != ".html")
+    console.print(f"report: {store.run_dir / 'report.html'} (and {others})")

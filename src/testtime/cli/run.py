@@ -1,0 +1,213 @@
+"""`testtime run`, `sweep` and `demo`: strategies x budgets x seeds on a dataset, into a resumable run store."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from testtime.cli.app import app
+from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, print_analysis,
+                                  print_results, progress_bar, stop_cleanly_on_sigterm, verbose_option)
+from testtime.generators import BACKENDS, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
+from testtime.models import DEFAULT_MODEL, ModelNotFoundError
+from testtime.params import parse_assignments
+from testtime.retry import UpstreamError
+from testtime.runner import Plan, Unit, check_prompts_fit
+from testtime.specs import make_verifier, pool_parallel, strategy_units
+from testtime.store import RunStore
+from testtime.tasks import FieldMap, load_dataset
+from testtime.verifiers import Verifier
+from testtime.workflows import execute_plan
+
+DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency", "beam_search")
+
+
+@app.command("sweep", context_settings={"default_map": {"pool": True}},
+             help="Strategies x budgets x seeds on a dataset, with the scaling analysis and report "
+                  "(`run` with --pool on by default).")
+@app.command()
+def run(
+    dataset: str = typer.Option("gsm8k", help="gsm8k, math500, sample, a .jsonl path, or hf:NAME"),
+    strategy: list[str] = typer.Option(["majority"], help="strategy name (see `testtime strategies`), or NAME@B1,B2 "
+                                                         "for its own budgets; repeat for several"),
+    budget: list[int] = typer.Option([8], "--budget", "--n", help="budget: complete solutions' worth of generation; "
+                                                                 "repeat for several"),
+    param: list[str] = typer.Option([], "--param", help="a strategy parameter NAME=VALUE, typed as the strategy "
+                                                        "declares it (see `testtime strategies`); repeat for several"),
+    verifier: Optional[str] = typer.Option(None, help="verifier name, e.g. arithmetic or prm; scores every candidate"),
+    verifier_model: Optional[str] = typer.Option(
+        None, help="the verifier's model: a PRM checkpoint folder (hf_prm), an artifact folder (prm, orm), a URL (served)"),
+    verifier_option: list[str] = typer.Option(
+        [], help="a verifier setting NAME=VALUE, e.g. format=qwen25_math_prm (hf_prm), protocol=vllm_pooling (served)"),
+    aggregation: Optional[str] = typer.Option(None, help="step-score aggregation: product (default), min, last, mean"),
+    # Common strategy parameters as flags of their own: each is --param NAME=VALUE under the strategy's name.
+    width: Optional[int] = typer.Option(None, help="search: children per expanded node (M)"),
+    max_depth: Optional[int] = typer.Option(None, "--max-depth", "--depth", help="search: steps after which a path ends"),
+    c: Optional[float] = typer.Option(None, "--c", help="mcts: exploration constant in UCB"),
+    lookahead: Optional[int] = typer.Option(None, help="lookahead: greedy steps rolled out before ranking a step"),
+    softmax_temperature: Optional[float] = typer.Option(
+        None, help="particle_filtering, rebase: temperature of the softmax over process scores"),
+    rollout: Optional[bool] = typer.Option(None, "--rollout/--no-rollout", help="mcts: evaluate steps by rollouts"),
+    selector: Optional[str] = typer.Option(
+        None, help="search: final choice among solutions: best, majority, weighted (mcts also visits, value)"),
+    step_tokens: Optional[int] = typer.Option(None, help="search: cap on one step's tokens"),
+    delimiter: Optional[str] = typer.Option(None, help="search: text that ends a step (default a blank line, '\\n\\n')"),
+    policy: Optional[str] = typer.Option(None, help="compute_optimal: the policy.json a sweep wrote"),
+    pool: bool = typer.Option(False, "--pool/--no-pool",
+                              help="draw one shared pool per seed at the largest budget and estimate every parallel "
+                                   "strategy at every budget from it (the default of `sweep`)"),
+    limit: Optional[int] = typer.Option(None, help="use only the first N questions"),
+    data_root: Optional[Path] = typer.Option(None, help="folder holding gsm8k/ and math500/"),
+    question_field: Optional[str] = typer.Option(None, help="custom JSONL: field with the question"),
+    answer_field: Optional[str] = typer.Option(None, help="custom JSONL: field with the gold answer"),
+    backend: str = typer.Option("vllm", help=f"one of {', '.join(BACKENDS)}"),
+    model: str = typer.Option(DEFAULT_MODEL, help="embedded model name, model folder, or served model name"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, for --backend openai"),
+    parameters: int = typer.Option(0, help="model parameter count for FLOPs (default: read from the model folder)"),
+    request_timeout: float = typer.Option(600.0, help="--backend openai: seconds one request may take"),
+    retries: int = typer.Option(5, help="--backend openai: tries per request on faults (backoff with jitter)"),
+    temperature: float = 0.8,
+    top_p: float = 1.0,
+    max_tokens: int = 512,
+    max_model_len: int = 2048,
+    dtype: str = dtype_option(),
+    seed: list[int] = typer.Option([0], help="sampling seed; repeat for several"),
+    chunk_size: int = typer.Option(32, help="questions per batch; each batch is committed to the run store when done"),
+    out: Path = typer.Option(Path("runs/latest"), help="run directory (its run.db holds every result)"),
+    resume: bool = typer.Option(False, help="continue the run in --out: skip finished questions; settings must match"),
+    overwrite: bool = typer.Option(False, help="start again in an --out that already holds a run"),
+    ray: Optional[str] = typer.Option(None, help="shard questions over Ray workers: 'local' or a cluster address"),
+    workers: int = typer.Option(2, help="--ray: number of workers (each opens its own generator)"),
+    verbose: bool = verbose_option(),
+):
+    """Run strategies at budgets and seeds on a dataset; results go to a resumable run store."""
+    flags = dict(width=width, max_depth=max_depth, c=c, lookahead=lookahead, softmax_temperature=softmax_temperature,
+                 rollout=rollout, selector=selector, step_tokens=step_tokens, policy=policy)
+    try:
+        fields = None
+        if question_field or answer_field:
+            fields = FieldMap(question=question_field or "question", answer=answer_field or "answer")
+        tasks = load_dataset(dataset, limit=limit, data_root=data_root, fields=fields)
+        texts = parse_assignments("--param", param) | ({"delimiter": delimiter} if delimiter is not None else {})
+        ver = make_verifier(verifier, aggregation=aggregation, model=verifier_model, text=True,
+                            options=parse_assignments("--verifier-option", verifier_option))
+        units = strategy_units(strategy, budget, seed, ver, params={k: v for k, v in flags.items() if v is not None},
+                               texts=texts)
+        asked = len(units)
+        units, pooled = pool_parallel(units, seed) if pool else (units, [])
+        plan = Plan(units, tasks, chunk_size)
+        sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+        spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed[0], max_model_len=max_model_len,
+                             dtype=dtype, parameter_count=parameters,
+                             retry=RetryPolicy(timeout=request_timeout, attempts=retries))
+        check_prompts_fit(tasks, spec.prompt_counter())
+        config = {"dataset": dataset, "generator": spec.identity(), "verifier": verifier,
+                  **({"verifier_model": verifier_model} if verifier_model else {}),
+                  **({"verifier_options": verifier_option} if verifier_option else {}),
+                  "aggregation": aggregation, "sampling": asdict(sampling), **plan.config(),
+                  **({"pool_strategies": pooled} if pooled else {})}
+        store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
+    except (ValueError, TypeError, OSError, ModelNotFoundError) as exc:
+        fail(str(exc))
+    meta = {"dataset": dataset, "model": model, "verifier": verifier, "sampling": asdict(sampling)}
+    solve(plan, spec, ver, sampling, store, meta, asked=asked, ray=ray, workers=workers, verbose=verbose)
+    summary = store.export()
+    if pooled:
+        print_analysis(store)
+    else:
+        print_results(summary["results"])
+    console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'} (from {store.path})")
+    store.close()
+
+
+def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], sampling: SamplingParams, store: RunStore,
+          meta: dict, *, asked: int, ray: Optional[str], workers: int, verbose: bool) -> None:
+    """Solve what the store lacks, with a progress bar; a failure keeps every committed chunk."""
+    total = len(plan.units) * len(plan.tasks)
+    left = sum(len(chunk) for _, chunk in plan.pending(store))
+    runs = "1 strategy run" if asked == 1 else f"{asked} strategy runs"
+    pooled = " (the parallel ones estimated from one shared pool per seed)" if len(plan.units) != asked else ""
+    console.print(f"{runs}{pooled} on {len(plan.tasks)} questions of {meta['dataset']}: "
+                  f"{total - left} of {total} results already stored, {left} to go")
+    if not left:
+        return
+    started, tokens = time.perf_counter(), [0]
+    log_file = None if verbose else store.run_dir / "engine.log"
+    try:
+        with stop_cleanly_on_sigterm(), engine_log(log_file), progress_bar("results") as progress:
+            bar = progress.add_task("", total=left, stats="")
+
+            def committed(unit: Unit, lines: list[dict]) -> None:
+                tokens[0] += sum(line["ledger"]["completion_tokens"] for line in lines)
+                rate = tokens[0] / (time.perf_counter() - started)
+                stats = f"{unit.strategy.name}@{unit.strategy.budget} seed {unit.seed}; {rate:.0f} tok/s"
+                progress.update(bar, advance=len(lines), stats=stats)
+                if not console.is_terminal:  # a log gets a line per committed chunk
+                    console.print(f"  stored {len(lines)} results of {stats}; {store.count()} of {total}")
+
+            def opened(spec: GeneratorSpec):
+                gen = open_generator(spec)
+                gen.show_progress = verbose
+                return gen
+
+            execute_plan(plan, spec, verifier, sampling, store, run_meta=meta, ray=ray, workers=workers,
+                         open_generator=opened, on_commit=committed)
+    except (UpstreamError, PromptTooLongError, ValueError, OSError) as exc:  # OSError: Ray unreachable, disk
+        kept = store.count()
+        if kept or isinstance(exc, UpstreamError):
+            fail(f"{exc}\n{kept} finished results are kept in {store.path}; rerun with --resume to continue")
+        fail(str(exc))
+    if log_file is not None and log_file.exists():
+        console.print(f"engine log: {log_file}")
+
+
+@app.command()
+def demo(
+    limit: int = typer.Option(20, help="questions from the shipped GSM8K sample (30 ship)"),
+    max_budget: int = typer.Option(16, help="pool size: parallel strategies are estimated at budgets 1, 2, 4, ... up to it"),
+    strategy: list[str] = typer.Option(list(DEMO_STRATEGIES), "--strategy",
+                                       help="a strategy to include; repeat for several"),
+    search_budget: int = typer.Option(2, help="budget of the step-level searches (they run for real)"),
+    param: list[str] = typer.Option(["width=2"], "--param",
+                                    help="a strategy parameter NAME=VALUE for the strategies that take it"),
+    backend: str = typer.Option("vllm"),
+    model: str = typer.Option(DEFAULT_MODEL),
+    base_url: Optional[str] = None,
+    max_tokens: int = 256,
+    seed: int = 0,
+    dtype: str = dtype_option(),
+    out: Path = typer.Option(Path("runs/demo"), help="run directory to write"),
+    verbose: bool = verbose_option(),
+):
+    """A small scaling sweep on the embedded model and the shipped sample, ending in the report.
+
+    One pool of samples per question (drawn once, in one batched call) gives every
+    parallel strategy at every budget; each is charged only for the samples it uses.
+    Step-level searches run for real. The analysis, policy.json and report.html
+    are written to the run directory.
+    """
+    try:
+        tasks = load_dataset("sample", limit=limit)
+        verifier = make_verifier("arithmetic", aggregation="product")
+        units = strategy_units(list(dict.fromkeys(strategy)), [search_budget], [seed], verifier,
+                               texts=parse_assignments("--param", param), unused="ignore")
+        units, pooled = pool_parallel(units, [seed], size=max_budget)
+        plan = Plan(units, tasks, chunk_size=len(tasks))
+        spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed, dtype=dtype)
+        check_prompts_fit(tasks, spec.prompt_counter())
+    except (ValueError, OSError, ModelNotFoundError) as exc:
+        fail(str(exc))
+    started = time.perf_counter()
+    sampling = SamplingParams(max_tokens=max_tokens)
+    store = RunStore.start(out, {"dataset": "sample", "demo": True, "pool_strategies": pooled, **plan.config()},
+                           overwrite=True)
+    meta = {"dataset": "sample", "model": model, "verifier": "arithmetic", "sampling": asdict(sampling), "seed": seed}
+    solve(plan, spec, verifier, sampling, store, meta, asked=len(plan.units), ray=None, workers=0, verbose=verbose)
+    store.export()
+    print_analysis(store)
+    store.close()
+    console.print(f"demo took {time.perf_counter() - started:.0f} s; open {out / 'report.html'} in a browser")

@@ -1,0 +1,100 @@
+"""Specs: names and settings become checked objects, in one place.
+
+The command line, the server and the Python API all build verifiers and plans
+of strategies here, so the same name means the same object everywhere and a
+bad setting gets the same message (naming the component, the parameter, the
+value and what is allowed) wherever it was given. Everything is checked when
+it is built, before any model loads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from testtime.params import ParameterError, parse_settings
+from testtime.runner import Unit
+from testtime.strategies import ParallelStrategy, Strategy
+from testtime.verifiers import ProcessVerifier, Verifier
+
+
+def make_verifier(name: str | None, *, aggregation: str | None = None, model: str | None = None,
+                  options: Mapping[str, Any] | None = None, text: bool = False) -> Verifier | None:
+    """The named verifier (None for no verifier or "none"); ``text``: option values are command-line text.
+
+    ``model`` fills the verifier's model parameter (a checkpoint, an artifact folder, a URL)."""
+    options = dict(options or {})
+    if name is None or name == "none":
+        if aggregation:
+            raise ParameterError("aggregation applies to a verifier's step scores: name a verifier too")
+        if model or options:
+            raise ParameterError("a verifier model and verifier options apply to a verifier: name a verifier too")
+        return None
+    cls = Verifier.lookup(name)
+    owner = f"verifier {name!r}"
+    if text:
+        options = parse_settings(cls, owner, options)
+    if aggregation is not None:
+        if not issubclass(cls, ProcessVerifier):
+            raise ParameterError(f"{owner} scores whole solutions: aggregation does not apply")
+        options["aggregation"] = aggregation
+    if model is not None:
+        if not cls.model_parameter:
+            raise ParameterError(f"{owner} takes no model")
+        options[cls.model_parameter] = model
+    return Verifier.create(name, **options)
+
+
+def split_budgets(spec: str) -> tuple[str, list[int]]:
+    """'beam_search@4,16' -> ('beam_search', [4, 16]); a plain name takes the run's budgets."""
+    name, _, budgets = spec.partition("@")
+    try:
+        return name, [int(b) for b in budgets.split(",")] if budgets else []
+    except ValueError:
+        raise ParameterError(f"strategy {spec!r}: budgets after '@' must be integers, e.g. beam_search@4,16") from None
+
+
+def strategy_units(specs: Sequence[str], budgets: Sequence[int], seeds: Sequence[int], verifier: Verifier | None, *,
+                   params: Mapping[str, Any] | None = None, texts: Mapping[str, str] | None = None,
+                   unused: str = "error") -> list[Unit]:
+    """Every strategy at every budget and seed, checked against the verifier.
+
+    ``params`` (typed) and ``texts`` (command-line text) go to each strategy that takes them;
+    one that no chosen strategy takes is an error; with ``unused="ignore"``, only one that no
+    strategy at all takes (a typo)."""
+    own_budgets = dict(split_budgets(spec) for spec in specs)
+    classes = {name: Strategy.lookup(name) for name in own_budgets}
+    given = {**(params or {}), **(texts or {})}
+    for option in given:
+        takers = sorted(n for n, c in Strategy.registry.items() if option in c.parameters())
+        if not any(option in cls.parameters() for cls in classes.values()) and (unused == "error" or not takers):
+            chosen = ", ".join(repr(n) for n in classes)
+            verb = "strategy {} does" if len(classes) == 1 else "strategies {} do"
+            raise ParameterError(f"{verb.format(chosen)} not take {option}; strategies that do: "
+                                 f"{', '.join(takers) or 'none'}")
+    units: list[Unit] = []
+    for name, cls in classes.items():
+        typed = {k: v for k, v in (params or {}).items() if k in cls.parameters()}
+        typed |= parse_settings(cls, f"strategy {name!r}",
+                                {k: v for k, v in (texts or {}).items() if k in cls.parameters()})
+        for budget in sorted({cls.fixed_budget} if cls.fixed_budget else set(own_budgets[name] or budgets)):
+            chosen = Strategy.create(name, **{"budget": budget, **typed})
+            chosen.check(verifier)
+            units += [Unit(chosen, s) for s in seeds]
+    return units
+
+
+def estimable_from_pool(strategy: Strategy) -> bool:
+    """Whether the sweep analysis can estimate this strategy at every budget from one shared pool."""
+    return isinstance(strategy, ParallelStrategy) and not strategy.internal
+
+
+def pool_parallel(units: Sequence[Unit], seeds: Sequence[int], size: int | None = None) -> tuple[list[Unit], list[str]]:
+    """One shared pool per seed in place of every parallel unit; (the units, the pooled strategies' names).
+
+    The pool holds ``size`` samples per question (default: the largest pooled budget)."""
+    pooled = [u for u in units if estimable_from_pool(u.strategy)]
+    if not pooled:
+        return list(units), []
+    size = size or max(u.strategy.budget for u in pooled)
+    pools = [Unit(Strategy.create("pool", budget=size), s) for s in seeds]
+    return pools + [u for u in units if u not in pooled], list(dict.fromkeys(u.strategy.name for u in pooled))
