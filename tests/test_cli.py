@@ -101,8 +101,7 @@ def test_strategies_lists_every_strategy():
         assert name in result.output
 
 
-@pytest.mark.engine
-def test_prompt_longer_than_context_fails_cleanly(tmp_path):
+def test_prompt_longer_than_context_fails_before_any_engine_starts(tmp_path):
     data = tmp_path / "long.jsonl"
     data.write_text('{"question": "short?", "answer": "1"}\n' + json.dumps({"question": "word " * 3000, "answer": "1"}) + "\n")
     out = tmp_path / "out"
@@ -110,7 +109,8 @@ def test_prompt_longer_than_context_fails_cleanly(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert "long.jsonl:2" in proc.stderr and "longer than the model's context" in proc.stderr
-    assert not (out / "results.jsonl").exists()
+    assert "starting vllm generator" not in proc.stderr  # counted with the tokenizer alone
+    assert not (out / "results.jsonl").exists() and not (out / "run.db").exists()
 
 
 @pytest.mark.engine
@@ -118,23 +118,26 @@ def test_run_majority_on_gsm8k_writes_results_and_summary(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "testtime", "run", "--dataset", "gsm8k", "--data-root", str(SHARED_DATA),
-         "--limit", "20", "--strategy", "majority", "--n", "8", "--max-tokens", "256", "--out", str(out)],
+         "--limit", "6", "--strategy", "majority", "--n", "4", "--max-tokens", "96", "--out", str(out)],
         capture_output=True, text=True, timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
-    assert len(lines) == 20
+    assert len(lines) == 6
     for line in lines:
         assert {"prediction", "gold", "correct", "candidates", "ledger"} <= set(line)
-        assert len(line["candidates"]) == 8
+        assert len(line["candidates"]) == 4
     summary = json.loads((out / "summary.json").read_text())
     [row] = summary["results"]
-    assert row["strategy"] == "majority" and row["budget"] == 8 and row["questions"] == 20
+    assert row["strategy"] == "majority" and row["budget"] == 4 and row["questions"] == 6
     assert row["completion_tokens"] == sum(l["ledger"]["completion_tokens"] for l in lines)
-    assert row["accuracy"] == sum(l["correct"] for l in lines) / 20
+    assert row["accuracy"] == sum(l["correct"] for l in lines) / 6
     lo, hi = row["ci95"]
     assert 0 <= lo <= row["accuracy"] <= hi <= 1
     assert "accuracy" in proc.stdout  # the printed table
+    # Quiet by default: the engine's own logs went to the run's log file, not the terminal.
+    assert "vllm" in (out / "engine.log").read_text().lower() and "INFO" not in proc.stderr
+    assert "engine log:" in proc.stderr
 
 
 @pytest.mark.engine
@@ -184,3 +187,54 @@ def test_an_unreachable_server_fails_cleanly_and_a_resume_must_match_its_setting
     assert "sampling.max_tokens: stored 512, now 64" in message and '"seed": 3' in message
     again = run_cli(*args)
     assert again.exit_code == 2 and "failed 2 times" in " ".join(again.output.split())  # no results: may start anew
+
+
+NEW_STRATEGY = '''from dataclasses import dataclass, field
+
+from testtime.strategies.parallel import ParallelStrategy
+
+
+@dataclass
+class ShortestAnswer(ParallelStrategy):
+    """The shortest of N samples that has at least min_tokens tokens."""
+
+    name = "shortest"
+    min_tokens: int = field(default=1, metadata={"help": "ignore samples shorter than this"})
+
+    def choose(self, candidates):
+        kept = [c for c in candidates if c.tokens >= self.min_tokens] or candidates
+        return min(kept, key=lambda c: c.tokens) if kept else None
+'''
+
+
+@pytest.mark.engine
+def test_a_new_strategy_is_one_new_file(tmp_path):
+    """A copy of the package with one file added to strategies/ (the source tree is left alone)."""
+    import shutil
+    from pathlib import Path
+
+    import testtime
+
+    package = tmp_path / "site" / "testtime"
+    shutil.copytree(Path(testtime.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "strategies" / "shortest.py").write_text(NEW_STRATEGY)
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")}
+
+    def testtime_command(*args):
+        return subprocess.run([sys.executable, "-m", "testtime", *args], capture_output=True, text=True, env=env,
+                              timeout=600)
+
+    listing = testtime_command("strategies")
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    assert "shortest " in listing.stdout and "--param min_tokens: an integer = 1  (ignore samples shorter than this)" \
+        in listing.stdout
+    out = tmp_path / "run"
+    ran = testtime_command("run", "--dataset", "sample", "--limit", "2", "--strategy", "shortest", "--budget", "2",
+                           "--param", "min_tokens=3", "--max-tokens", "16", "--out", str(out))
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    [row] = json.loads((out / "summary.json").read_text())["results"]
+    assert (row["strategy"], row["budget"], row["min_tokens"], row["questions"]) == ("shortest", 2, 3, 2)
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    for line in lines:
+        kept = [c for c in line["candidates"] if c["tokens"] >= 3] or line["candidates"]
+        assert line["candidates"][line["chosen"]]["tokens"] == min(c["tokens"] for c in kept)

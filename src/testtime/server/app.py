@@ -98,7 +98,7 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         metrics.requests.labels(request.url.path, "400").inc()
-        return JSONResponse(protocol.error_body(f"{where}: {first['msg']}" if where else first["msg"],
+        return JSONResponse(protocol.error_body(f"{where or 'the request body'}: {first['msg']}",
                                                 "invalid_request_error", param=where or None), 400)
 
     @app.exception_handler(Exception)
