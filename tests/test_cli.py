@@ -109,7 +109,7 @@ def test_prompt_longer_than_context_fails_before_any_engine_starts(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert "long.jsonl:2" in proc.stderr and "longer than the model's context" in proc.stderr
-    assert "starting vllm generator" not in proc.stderr  # counted with the tokenizer alone
+    # Counted with the tokenizer alone: the run stopped before its store (and so its engine) started.
     assert not (out / "results.jsonl").exists() and not (out / "run.db").exists()
 
 
@@ -136,7 +136,7 @@ def test_run_majority_on_gsm8k_writes_results_and_summary(tmp_path):
     assert 0 <= lo <= row["accuracy"] <= hi <= 1
     assert "accuracy" in proc.stdout  # the printed table
     # Quiet by default: the engine's own logs went to the run's log file, not the terminal.
-    assert "vllm" in (out / "engine.log").read_text().lower() and "INFO" not in proc.stderr
+    assert "WARNING" in (out / "engine.log").read_text() and "WARNING" not in proc.stderr + proc.stdout
     assert "engine log:" in proc.stderr
 
 

@@ -69,25 +69,30 @@ def open_generator(spec: GeneratorSpec) -> Generator:
 
 @contextlib.contextmanager
 def engine_log(log_file: Path | None) -> Iterator[None]:
-    """Send everything written to file descriptor 2 (the engine process's logs, library warnings and
-    progress bars) to ``log_file``, while testtime's own console keeps the terminal. None: no change."""
+    """Send everything written to file descriptors 1 and 2 (the engine processes' logs, which vLLM
+    writes to standard output, library warnings, progress bars) to ``log_file``, while testtime's own
+    console keeps the terminal. None: no change."""
     if log_file is None:
         yield
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
     sys.stderr.flush()
-    terminal = os.dup(2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     own = _writes_to_fd2(sys.stderr)  # else (captured, as under a test runner) the console stays where it is
     if own:
-        console.file = os.fdopen(os.dup(terminal), "w", buffering=1)
+        console.file = os.fdopen(os.dup(saved[2]), "w", buffering=1)
     with open(log_file, "ab", buffering=0) as log:
-        os.dup2(log.fileno(), 2)
+        for fd in saved:
+            os.dup2(log.fileno(), fd)
     try:
         yield
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(terminal, 2)
-        os.close(terminal)
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
         if own:
             console.file.close()
             console.file = None  # back to following sys.stderr

@@ -135,7 +135,7 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
                   f"{total - left} of {total} results already stored, {left} to go")
     if not left:
         return
-    started, tokens = time.perf_counter(), [0]
+    started, tokens = [time.perf_counter()], [0]
     log_file = None if verbose else store.run_dir / "engine.log"
     try:
         with stop_cleanly_on_sigterm(), engine_log(log_file), progress_bar("results") as progress:
@@ -143,7 +143,7 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
 
             def committed(unit: Unit, lines: list[dict]) -> None:
                 tokens[0] += sum(line["ledger"]["completion_tokens"] for line in lines)
-                rate = tokens[0] / (time.perf_counter() - started)
+                rate = tokens[0] / (time.perf_counter() - started[0])
                 stats = f"{unit.strategy.name}@{unit.strategy.budget} seed {unit.seed}; {rate:.0f} tok/s"
                 progress.update(bar, advance=len(lines), stats=stats)
                 if not console.is_terminal:  # a log gets a line per committed chunk
@@ -152,6 +152,7 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
             def opened(spec: GeneratorSpec):
                 gen = open_generator(spec)
                 gen.show_progress = verbose
+                started[0] = time.perf_counter()  # tokens/s of generation, not of the engine's start
                 return gen
 
             execute_plan(plan, spec, verifier, sampling, store, run_meta=meta, ray=ray, workers=workers,
