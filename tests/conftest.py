@@ -64,6 +64,9 @@ def demo_run(tmp_path_factory) -> Path:
         capture_output=True, text=True, timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # It counts what was asked for, not the units stored (the three parallel ones share one pool).
+    assert "4 strategy runs (the parallel ones estimated from one shared pool per seed) on 4 questions" in (
+        " ".join(proc.stderr.split()))
     return out
 
 

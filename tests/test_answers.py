@@ -16,6 +16,16 @@ from testtime.answers import answers_match, as_number, extract_answer, last_boxe
         ("no numbers here", None),
         ("", None),
         ("The answer is: \\frac{3}{4}", "\\frac{3}{4}"),
+        # The cues real models write, and junk after a cue, which is no answer.
+        ("The answer is: 14.", "14"),
+        ("**Answer:** 14", "14"),
+        ("Final Answer: $\\boxed{14}$", "14"),
+        ("the answer is 14 dollars", "14"),
+        ("Final answer: \\frac{1}{2}", "\\frac{1}{2}"),
+        ("The answer is (B).", "(B)"),
+        ("This is the answer is correct.", None),
+        ("The answer is, in this case, 1.", "1"),
+        ("I think the answer is wrong, so 3 + 4 = 7", "7"),
     ],
 )
 def test_extract_answer(text, expected):

@@ -95,3 +95,25 @@ def test_equivalence_off_the_main_thread_is_bounded_too(predicted, gold):
         started = time.monotonic()
         assert isinstance(pool.submit(answers_match, predicted, gold).result(timeout=CALL_BOUND_S), bool)
         assert time.monotonic() - started < CALL_BOUND_S
+
+
+prose = st.lists(st.from_regex(r"[A-Za-z]{2,10}", fullmatch=True), min_size=1, max_size=6).map(" ".join)
+cues = st.sampled_from(["The answer is ", "the answer is: ", "This is the answer is ", "**Answer:** ",
+                        "Final answer: ", "The answer is, ", "answer is "])
+
+
+@checked
+@given(before=st.text(alphabet="abc .,\n", max_size=40), cue=cues, junk=prose,
+       ending=st.sampled_from(["", ".", "!", " indeed.", "\n"]))
+def test_words_after_a_cue_never_become_the_answer(before, cue, junk, ending):
+    """Prose after "the answer is" is no answer; with no number anywhere, there is none."""
+    text = before + cue + junk + ending
+    assert extract_answer(text) is None, text
+    assert not states_final_answer(text)
+
+
+@checked
+@given(cue=cues, junk=prose, value=st.integers(-10_000, 10_000))
+def test_an_earlier_number_wins_over_words_after_a_cue(cue, junk, value):
+    text = f"So the total is {value}. {cue}{junk}."
+    assert extract_answer(text) == str(value)

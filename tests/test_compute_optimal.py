@@ -105,3 +105,21 @@ def test_fits_extrapolate_with_intervals():
     assert tokens["points"] == 4 and len(tokens["extrapolated"]) == 2
     far = tokens["extrapolated"][1]
     assert far["ci95"][0] <= far["accuracy"] <= far["ci95"][1]
+
+
+def test_a_missing_curve_or_fit_says_why_in_the_analysis_and_the_cli():
+    from testtime.cli.console import console, print_points
+
+    [(unit, lines)] = pooled_lines()
+    few = SweepAnalysis([(unit, lines[:3])], strategies=["majority"], orders=8).to_dict()
+    assert few["compute_optimal"] is None
+    assert few["missing"]["compute_optimal"] == "needs at least 4 questions to cross-validate on two folds; the run has 3"
+    easy = SweepAnalysis([(unit, lines[:6])], strategies=["majority"], orders=8).to_dict()  # always right
+    assert easy["fits"]["majority"]["tokens"]["r2"] is None
+    json.dumps(easy, allow_nan=False)  # no NaN in scaling.json
+    with console.capture() as captured:
+        print_points(few)
+        print_points(easy)
+    said = " ".join(captured.get().split())
+    assert "compute-optimal: not computed (needs at least 4 questions" in said and "no compute_optimal.png" in said
+    assert "R^2 undefined: accuracy is the same at every budget" in said

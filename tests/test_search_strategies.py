@@ -183,3 +183,15 @@ def test_search_parameters_are_checked():
         Strategy.create("rebase", softmax_temperature=0)
     with pytest.raises(ValueError, match="needs a verifier"):
         Strategy.create("mcts").solve(TASKS, Context(generator=StepGenerator(two_step_script)))
+
+
+def test_mcts_stops_when_no_leaf_is_left_to_expand():
+    """Every first step ends the answer: after one expansion nothing is left to expand (was: rounds to the cap)."""
+    def one_step_answers(question, steps, index):
+        return f"The answer is {index}."  # no delimiter: each child is a complete solution
+
+    c = ctx(one_step_answers)
+    [result] = Strategy.create("mcts", budget=4, width=2).solve(TASKS[:1], c)
+    nodes = result.details["tree"]["nodes"]
+    assert len(nodes) == 3 and all(n["terminal"] for n in nodes[1:])
+    assert result.details["rounds"] == 1 and len(c.generator.calls) == 1

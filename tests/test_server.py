@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -102,6 +103,21 @@ def test_n_distinct_answers(served):
         extra_body={"testtime": {"strategy": "best_of_n", "budget": 8}})
     texts = [c.message.content for c in response.choices]
     assert 1 <= len(texts) <= 2 and len(set(texts)) == len(texts)
+
+
+def test_finish_reason_is_the_chosen_solutions_own(served):
+    client = served.client()
+    cut = client.chat.completions.create(model="smollm2-135m-instruct+majority", messages=QUESTION, max_tokens=3,
+                                         extra_body={"testtime": {"budget": 2}})
+    assert cut.choices[0].finish_reason == "length"  # three tokens cannot hold a solution
+    stream = client.chat.completions.create(model="smollm2-135m-instruct+majority", messages=QUESTION, max_tokens=3,
+                                            stream=True, extra_body={"testtime": {"budget": 2}})
+    reasons = [c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason]
+    assert reasons == ["length"]
+    short = client.chat.completions.create(
+        model="smollm2-135m-instruct", messages=[{"role": "user", "content": "Say yes."}], max_tokens=64,
+        temperature=0.0, extra_body={"testtime": {"strategy": "single"}})
+    assert short.choices[0].finish_reason == ("length" if short.usage.completion_tokens >= 64 else "stop")
 
 
 def test_completions_endpoint(served):
@@ -207,6 +223,7 @@ def test_a_failing_job_is_a_500_for_its_requests_only_and_the_worker_goes_on(eng
         assert json.loads(urllib.request.urlopen(server.url + "/health").read()) == {"status": "ok"}
         again = server.client(key=None).chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION)
         assert again.choices[0].message.content
+        assert b"testtime_requests_total" in urllib.request.urlopen(server.url + "/metrics").read()  # no keys
         server.app.state.scheduler.drain()  # what SIGTERM does first
         status, answer, _ = post(server.url + "/v1/chat/completions", json.dumps(
             {"model": "smollm2-135m-instruct", "messages": QUESTION}).encode(), {})
@@ -238,9 +255,44 @@ def test_concurrent_requests_share_engine_calls(served):
 
 
 def test_metrics_count_requests_and_tokens(served):
-    text = urllib.request.urlopen(served.url + "/metrics").read().decode()
+    with pytest.raises(urllib.error.HTTPError) as err:  # under --api-key, /metrics needs the key too
+        urllib.request.urlopen(served.url + "/metrics")
+    assert err.value.code == 401
+    keyed = urllib.request.Request(served.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    text = urllib.request.urlopen(keyed).read().decode()
     assert "testtime_requests_total" in text and 'testtime_tokens_total{kind="completion_tokens"}' in text
     assert "testtime_queue_depth" in text and "testtime_request_seconds_bucket" in text
+
+
+def test_metrics_can_be_opened_to_a_scraper_while_the_api_keeps_its_key(engine):
+    server = Served(ServerConfig(api_keys=(KEY,), metrics_public=True), engine)
+    try:
+        assert b"testtime_requests_total" in urllib.request.urlopen(server.url + "/metrics").read()
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.url + "/v1/models")
+        assert err.value.code == 401
+    finally:
+        server.close()
+
+
+def test_compute_optimal_is_served_only_with_a_configured_policy_named_by_the_client(engine, tmp_path):
+    from test_compute_optimal import write_policy
+
+    policy = write_policy(tmp_path / "policy.json")
+    server = Served(ServerConfig(policies={"sweep1": str(policy)}, max_tokens=16), engine)
+    try:
+        client = server.client(key=None)
+        assert "smollm2-135m-instruct+compute_optimal" in [m.id for m in client.models.list().data]
+        for params, budget, message in [({"policy": "/etc/passwd"}, 8, "policy '/etc/passwd' is not one this server"),
+                                        ({"policy": "sweep1"}, 4, "no policy for budget 4; it has budgets 8")]:
+            with pytest.raises(openai.BadRequestError, match=re.escape(message)):
+                client.chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, extra_body={
+                    "testtime": {"strategy": "compute_optimal", "budget": budget, "params": params}})
+        answer = client.chat.completions.create(model="smollm2-135m-instruct+compute_optimal", messages=QUESTION,
+                                                extra_body={"testtime": {"budget": 8}})  # the one policy it has
+        assert answer.model_extra["testtime"]["strategy"]["policy"] == "sweep1"  # its name: no path leaves the server
+    finally:
+        server.close()
 
 
 @pytest.fixture

@@ -44,6 +44,11 @@ def test_the_demo_writes_the_analysis_policy_and_report(demo_run):
     assert points[("pass@k", 1)]["accuracy"] <= points[("pass@k", 2)]["accuracy"] <= points[("pass@k", 4)]["accuracy"]
     assert set(scaling["fits"]["majority"]) == {"tokens", "flops"}
     assert len(scaling["difficulty"]["oracle_of_question"]) == 4
+    # summary.json: the runs that ran (the pool, beam search), then every strategy and budget estimated from the pool.
+    rows = json.loads((demo_run / "summary.json").read_text())["results"]
+    assert [r["strategy"] for r in rows if not r.get("estimated")] == ["pool", "beam_search"]
+    estimated = {(r["strategy"], r["budget"]) for r in rows if r.get("estimated")}
+    assert {(s, k) for s in ("majority", "best_of_n", "adaptive_consistency") for k in (1, 2, 4)} <= estimated
     policy = json.loads((demo_run / "policy.json").read_text())
     assert policy["version"] == 1 and set(policy["budgets"]) == {"2", "4"}
     html = (demo_run / "report.html").read_text()

@@ -65,3 +65,11 @@ def test_unknown_dataset_and_bad_limit():
         load_dataset("sample", limit=0)
     with pytest.raises(TaskFormatError, match="no such file"):
         load_dataset("missing.jsonl")
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", ""])
+def test_malformed_json_names_the_column_within_the_line(tmp_path, ending):
+    bad = tmp_path / "cut.jsonl"
+    bad.write_text('{"question": "a", "answer": "1"}\n' + '{"question": "a", "answer": ' + ending)
+    with pytest.raises(TaskFormatError, match=r"cut\.jsonl:2: malformed JSON \(Expecting value at column 29\)"):
+        read_jsonl(bad)

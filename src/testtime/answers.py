@@ -12,7 +12,11 @@ import re
 import threading
 from fractions import Fraction
 
-_ANSWER_IS = re.compile(r"answer is\s*:?\s*(.+)", re.IGNORECASE)
+# "The answer is 14", "answer is: 14", "**Answer:** 14", "Final answer: 14" (an answer cue then what follows).
+_ANSWER_IS = re.compile(r"\banswer\b(?:\s*\*\*)?(?:\s+is\b\s*:?|\s*:)\s*(.+)", re.IGNORECASE)
+_LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_MAX_ANSWER_CHARS = 60
 _HASHES = re.compile(r"####\s*(.+)")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 SYMBOLIC_TIME_BOUND_S = 2  # seconds math-verify may spend on one parse or comparison
@@ -42,7 +46,7 @@ def last_boxed(text: str) -> str | None:
 
 def states_final_answer(text: str) -> bool:
     """Whether the text states its final answer explicitly (boxed, "the answer is", "####")."""
-    return bool(last_boxed(text) or _ANSWER_IS.search(text) or _HASHES.search(text))
+    return bool(last_boxed(text) or any(_clean(m) for m in _ANSWER_IS.findall(text)) or _HASHES.search(text))
 
 
 def extract_answer(text: str) -> str | None:
@@ -62,18 +66,31 @@ def extract_answer(text: str) -> str | None:
     return numbers[-1].replace(",", "") if numbers else None
 
 
-def _clean(raw: str) -> str:
+def _clean(raw: str) -> str | None:
+    """What follows an answer cue, as an answer; None when it is not one ("is correct", ", in this case")."""
     line = raw.strip().splitlines()[0] if raw.strip() else ""
     line = line.strip().rstrip(".").strip()
     boxed = last_boxed(line)
     if boxed:
         return boxed
-    line = line.strip("$ ").strip()
+    line = line.strip("$*: ").strip()
     # "The answer is 18 dollars" -> 18: a leading number wins over trailing words.
     number = _NUMBER.match(line.replace("$", "").replace("\\$", ""))
     if number and (len(line) < 40 or not re.search(r"[=\\]", line)):
         return number.group(0).replace(",", "")
-    return line
+    return line if _well_formed(line) else None
+
+
+def _well_formed(text: str) -> bool:
+    """A short mathematical answer: no prose words (LaTeX commands aside), and a digit, a LaTeX
+    command or a single symbol ("x", "(B)") in it."""
+    if not text or len(text) > _MAX_ANSWER_CHARS:
+        return False
+    bare = _LATEX_COMMAND.sub(" ", text)
+    if _WORD.search(bare):
+        return False
+    return any(ch.isdigit() for ch in text) or bool(_LATEX_COMMAND.search(text)) or (
+        len(re.sub(r"[^A-Za-z]", "", text)) == 1)
 
 
 def as_number(answer: str | None) -> Fraction | None:

@@ -37,7 +37,9 @@ class Param:
     default: Any = REQUIRED
     help: str = ""
     escapes: bool = False  # text given on a command line may spell '\n' for a newline
-    names_file: bool = False  # a path on the machine that runs it: never taken from a server's client
+    # A path on the machine that runs it: a server's client never gives one, only names an entry of the
+    # server config's table of that name (ServerConfig.policies).
+    names_file: str = ""
 
     @property
     def required(self) -> bool:
@@ -133,7 +135,7 @@ def parameters(cls: type) -> tuple[Param, ...]:
         hints = typing.get_type_hints(cls)
         return tuple(
             Param(f.name, hints[f.name], _field_default(f), f.metadata.get("help", ""),
-                  f.metadata.get("escapes", False), f.metadata.get("file", False))
+                  f.metadata.get("escapes", False), f.metadata.get("file", ""))
             for f in dataclasses.fields(cls) if f.init
         )
     hints = typing.get_type_hints(cls.__init__)

@@ -22,6 +22,7 @@ class Candidate:
     score: float | None = None
     step_scores: tuple[float, ...] = field(default_factory=tuple)
     verifier_tokens: int = 0  # what scoring this candidate cost the verifier
+    finish_reason: str = "stop"  # "length" when the solution was cut at max_tokens (OpenAI's meaning)
 
     def to_dict(self) -> dict:
         return {
@@ -30,6 +31,7 @@ class Candidate:
             "tokens": self.tokens,
             "score": self.score,
             "step_scores": list(self.step_scores),
+            "finish_reason": self.finish_reason,
         }
 
 

@@ -63,7 +63,7 @@ def read_jsonl(path: str | Path, fields: FieldMap = FieldMap(), name: str | None
 def _parse_line(line: str, path: Path, lineno: int, fields: FieldMap, name: str) -> Task:
     where = f"{path}:{lineno}"
     try:
-        row = json.loads(line)
+        row = json.loads(line.rstrip("\r\n"))  # the newline is not part of the row: columns count within it
     except json.JSONDecodeError as exc:
         raise TaskFormatError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(row, dict):

@@ -57,6 +57,10 @@ def analyse(store: RunStore) -> tuple[dict, list[Path]]:
     if train_vs_test := store.get_meta("train_vs_test"):
         scaling["train_vs_test"] = train_vs_test
     written = [store.write_derived("scaling.json", json.dumps(scaling, indent=1) + "\n")]
+    # summary.json: the stored runs' rows, then one row per strategy and budget estimated from the pool.
+    summary = store.summary(lines_by_unit)
+    summary["results"] += [{**p, "estimated": True} for p in scaling["points"] if p["source"] == "pool"]
+    written.append(store.write_derived("summary.json", json.dumps(summary, indent=2) + "\n"))
     if policy := analysis.deployable_policy():
         written.append(store.write_derived("policy.json", json.dumps(policy, indent=1) + "\n"))
     created = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(store.get_meta("created") or 0))

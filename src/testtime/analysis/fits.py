@@ -20,8 +20,8 @@ class LinearFit:
 
     intercept: float
     slope: float
-    r2: float
-    slope_stderr: float
+    r2: float | None  # None when y does not vary
+    slope_stderr: float | None  # None with two points, or when y does not vary
     points: int
     x_mean: float
     sxx: float  # sum of squared deviations of x
@@ -48,8 +48,11 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> LinearFit:
     residuals = ys - (result.intercept + result.slope * xs)
     dof = max(xs.size - 2, 1)
     return LinearFit(
-        intercept=float(result.intercept), slope=float(result.slope), r2=float(result.rvalue**2),
-        slope_stderr=float(result.stderr) if xs.size > 2 else math.nan, points=int(xs.size),
+        # R^2 is undefined when y does not vary (constant accuracy): None, never NaN in a JSON file.
+        intercept=float(result.intercept), slope=float(result.slope),
+        r2=float(result.rvalue**2) if np.ptp(ys) > 0 else None,
+        slope_stderr=float(result.stderr) if xs.size > 2 and math.isfinite(result.stderr) else None,
+        points=int(xs.size),
         x_mean=float(xs.mean()), sxx=float(((xs - xs.mean()) ** 2).sum()),
         residual_std=float(math.sqrt((residuals**2).sum() / dof)),
     )

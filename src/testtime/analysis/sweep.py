@@ -273,10 +273,20 @@ class SweepAnalysis:
         return np.array([pool[q].cost_of(self.probe, sum(c.tokens for c in pool[q].candidates[: self.probe]))[0]
                          for q in self.ids])
 
+    def compute_optimal_missing(self) -> str | None:
+        """Why there is no compute-optimal curve, or None when there is one."""
+        if not self.pools:
+            return "no shared sample pool in this run (make one with `testtime sweep`)"
+        if self.baseline is None:
+            return f"no baseline strategy among {', '.join(BASELINES)} in the sweep"
+        if len(self.ids) < 4:
+            return f"needs at least 4 questions to cross-validate on two folds; the run has {len(self.ids)}"
+        return None
+
     def compute_optimal(self) -> dict | None:
         """The cross-validated policy's curve against best-of-N, with efficiency ratios."""
         base = self.baseline
-        if not self.pools or base is None or len(self.ids) < 4:
+        if self.compute_optimal_missing():
             return None
         options, difficulty = self.options(), self.predicted_difficulty(self.probe)
         baseline = self.curve(base)
@@ -333,4 +343,5 @@ class SweepAnalysis:
                 "probe_of_question": self.predicted_difficulty(self.probe).tolist(),
             },
             "compute_optimal": self.compute_optimal(),
+            "missing": {k: v for k, v in {"compute_optimal": self.compute_optimal_missing()}.items() if v},
         }

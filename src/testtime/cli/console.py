@@ -145,7 +145,10 @@ def print_points(scaling: dict) -> None:
     for name, fit in scaling["fits"].items():
         t = fit.get("tokens")
         if t:
-            console.print(f"  {name}: accuracy = {t['a']:.3f} + {t['b']:.4f} ln(tokens), R^2 {t['r2']:.2f}")
+            r2 = f"R^2 {t['r2']:.2f}" if t["r2"] is not None else "R^2 undefined: accuracy is the same at every budget"
+            console.print(f"  {name}: accuracy = {t['a']:.3f} + {t['b']:.4f} ln(tokens), {r2}")
+    for what, why in (scaling.get("missing") or {}).items():
+        console.print(f"  {what.replace('_', '-')}: not computed ({why}); no {what}.png")
     optimal = scaling.get("compute_optimal")
     for row in (optimal or {}).get("curve", []):
         if row["efficiency"] is not None:

@@ -196,6 +196,7 @@ def demo(
         verifier = make_verifier("arithmetic", aggregation="product")
         units = strategy_units(list(dict.fromkeys(strategy)), [search_budget], [seed], verifier,
                                texts=parse_assignments("--param", param), unused="ignore")
+        asked = len(units)
         units, pooled = pool_parallel(units, [seed], size=max_budget)
         plan = Plan(units, tasks, chunk_size=len(tasks))
         spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed, dtype=dtype)
@@ -207,7 +208,7 @@ def demo(
     store = RunStore.start(out, {"dataset": "sample", "demo": True, "pool_strategies": pooled, **plan.config()},
                            overwrite=True)
     meta = {"dataset": "sample", "model": model, "verifier": "arithmetic", "sampling": asdict(sampling), "seed": seed}
-    solve(plan, spec, verifier, sampling, store, meta, asked=len(plan.units), ray=None, workers=0, verbose=verbose)
+    solve(plan, spec, verifier, sampling, store, meta, asked=asked, ray=None, workers=0, verbose=verbose)
     store.export()
     print_analysis(store)
     store.close()

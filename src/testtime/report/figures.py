@@ -208,7 +208,8 @@ def difficulty_figure(scaling: dict) -> tuple[dict | None, str | None]:
 def compute_optimal_figure(scaling: dict) -> tuple[dict | None, str | None]:
     optimal = scaling.get("compute_optimal")
     if not optimal or not optimal.get("curve"):
-        return None, "needs a sample pool, a best-of-N baseline and at least 4 questions"
+        why = (scaling.get("missing") or {}).get("compute_optimal")
+        return None, why or "no baseline budget reaches the probe's cost"
     curve, base = optimal["curve"], optimal["baseline"]
     fig = go.Figure()
     fig.add_trace(go.Scatter(

@@ -9,8 +9,8 @@ upstream, verifier tokens included.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import queue
 import signal
@@ -85,7 +85,6 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     scheduler = Scheduler(generator, config.max_queue, config.batch_window_seconds)
     metrics = Metrics()
     app.state.scheduler, app.state.metrics, app.state.config = scheduler, metrics, config
-    app.state.verifier_named = verifier_named
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -108,13 +107,16 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
 
     @app.middleware("http")
     async def _guard(request: Request, call_next):
-        if request.url.path.startswith("/v1/"):
-            if config.api_keys:
-                auth = request.headers.get("authorization", "")
-                if not auth.startswith("Bearer ") or auth[7:] not in config.api_keys:
-                    metrics.requests.labels(request.url.path, "401").inc()
-                    return JSONResponse(protocol.error_body("invalid or missing API key", "authentication_error",
-                                                            "invalid_api_key"), 401)
+        path = request.url.path
+        # /health stays open (a load balancer's probe); /metrics needs a key unless the config opens it.
+        keyed = path.startswith("/v1/") or (path == "/metrics" and not config.metrics_public)
+        if keyed and config.api_keys:
+            auth = request.headers.get("authorization", "")
+            if not auth.startswith("Bearer ") or auth[7:] not in config.api_keys:
+                metrics.requests.labels(path, "401").inc()
+                return JSONResponse(protocol.error_body("invalid or missing API key", "authentication_error",
+                                                        "invalid_api_key"), 401)
+        if path.startswith("/v1/"):
             length = request.headers.get("content-length", "0")
             if not length.isdigit() or int(length) > config.max_body_bytes:
                 metrics.requests.labels(request.url.path, "413").inc()
@@ -139,7 +141,7 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
 
     @app.get("/v1/models")
     async def models():
-        names = [config.served_model] + [f"{config.served_model}+{s}" for s in servable_strategies()]
+        names = [config.served_model] + [f"{config.served_model}+{s}" for s in servable_strategies(config)]
         return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "testtime"}
                                            for n in names]}
 
@@ -170,12 +172,12 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         if body.stream:
             raise ApiError(400, "streaming is supported on /v1/chat/completions only", param="stream")
         result = await _wait(request, job)
-        texts = distinct_answers(result, body.n)
+        answers = distinct_answers(result, body.n)
         metrics.charge(result.ledger)
         metrics.requests.labels(request.url.path, "200").inc()
         metrics.latency.labels(request.url.path).observe(time.perf_counter() - started)
         kind = "chat.completion" if chat else "text_completion"
-        return protocol.response(kind, request_id, body.model, texts, result.ledger, _details(job, result))
+        return protocol.response(kind, request_id, body.model, answers, result.ledger, _details(job, result))
 
     async def _wait(request: Request, job: Job) -> QuestionResult:
         try:
@@ -225,10 +227,9 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         except Exception:
             yield sse(protocol.error_body("internal server error", "server_error"))
             return
-        texts = distinct_answers(result, body.n)
-        for index, text in enumerate(texts):
-            yield sse(protocol.chat_chunk(request_id, body.model, {"content": text}, index))
-            yield sse(protocol.chat_chunk(request_id, body.model, {}, index, finish_reason="stop"))
+        for index, answer in enumerate(distinct_answers(result, body.n)):
+            yield sse(protocol.chat_chunk(request_id, body.model, {"content": answer.text}, index))
+            yield sse(protocol.chat_chunk(request_id, body.model, {}, index, finish_reason=answer.finish_reason))
         if (body.stream_options or {}).get("include_usage"):
             yield sse({**protocol.chat_chunk(request_id, body.model, {}), "choices": [],
                        "usage": protocol.usage(result.ledger)})
@@ -240,10 +241,30 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     return app
 
 
-def servable_strategies() -> list[str]:
-    """Strategies a client may name: not internal ones, and not those that need a file the client would name."""
+def servable_strategies(config: ServerConfig) -> list[str]:
+    """Strategies a client may name: not internal ones, nor those naming a file the config offers none of."""
     return sorted(name for name, cls in Strategy.registry.items()
-                  if not cls.internal and not any(p.names_file for p in parameters(cls)))
+                  if not cls.internal and all(getattr(config, p.names_file) for p in parameters(cls) if p.names_file))
+
+
+def _server_files(cls: type, given: dict, config: ServerConfig) -> dict[str, tuple[str, str]]:
+    """A client names a configured file by its name; the server puts in the path. Any other value is a 400.
+
+    {parameter: (name, path)} for each file parameter of the strategy."""
+    resolved = {}
+    for p in parameters(cls):
+        if not p.names_file:
+            continue
+        table = getattr(config, p.names_file)
+        name = given.get(p.name, next(iter(table)) if len(table) == 1 else None)
+        if name is None:
+            raise ApiError(400, f"strategy {cls.name!r} needs params.{p.name}: the name of one of this server's "
+                                f"{p.names_file} ({', '.join(sorted(table))})", param=f"testtime.params.{p.name}")
+        if name not in table:
+            raise ApiError(400, f"{p.name} {name!r} is not one this server serves; name one of: "
+                                f"{', '.join(sorted(table))}", param=f"testtime.params.{p.name}")
+        resolved[p.name] = (name, table[name])
+    return resolved
 
 
 def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens: int | None,
@@ -255,8 +276,9 @@ def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens
                             f"(optionally {config.served_model}+STRATEGY)", code="model_not_found", param="model")
     options = body.testtime or protocol.TesttimeOptions()
     name = options.strategy or named or config.strategy
-    if name not in servable_strategies():
-        raise ApiError(400, f"unknown strategy {name!r}; this server serves: {', '.join(servable_strategies())}",
+    if name not in servable_strategies(config):
+        raise ApiError(400, f"unknown strategy {name!r}; this server serves: "
+                            f"{', '.join(servable_strategies(config))}",
                        param="testtime.strategy" if options.strategy else "model")
     cls = Strategy.registry[name]
     budget = options.budget or cls.fixed_budget or config.budget
@@ -266,14 +288,18 @@ def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens
             raise ApiError(400, f"{what} {asked} is over this server's cap of {cap}", param=what)
     if budget < body.n:
         raise ApiError(400, f"n ({body.n}) distinct answers need a budget of at least n (budget is {budget})", param="n")
+    files = _server_files(cls, options.params, config)
     try:
-        strategy = Strategy.create(name, **{"budget": budget, **options.params})
+        strategy = Strategy.create(name, **{"budget": budget, **options.params,
+                                            **{k: path for k, (_, path) in files.items()}})
     except ParameterError as exc:
         raise ApiError(400, str(exc), param="testtime.params")
     verifier_name = options.verifier if options.verifier is not None else config.verifier
-    if strategy.uses_verifier and verifier_name is None:
-        raise ApiError(400, f"strategy {name!r} needs a verifier", param="testtime.verifier")
     verifier = verifier_named(verifier_name)
+    try:
+        strategy.check(verifier)  # a verifier it needs; the files it reads
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="testtime")
     prompt = Prompt(messages=tuple(messages))
     used, limit = generator.count_prompt_tokens(prompt), generator.max_model_len
     if used is not None and limit and used >= limit:
@@ -288,10 +314,11 @@ def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens
     task = Task(id="seeded" if seeded else protocol.new_id("q"), question=messages[-1][1], answer="",
                 meta={"messages": messages})
     return Job(task=task, strategy=strategy, sampling=sampling, verifier_name=verifier_name, verifier=verifier,
-               seed=body.seed if seeded else 0, deadline=time.monotonic() + config.max_wall_seconds)
+               seed=body.seed if seeded else 0, deadline=time.monotonic() + config.max_wall_seconds,
+               shown={**strategy.describe(), **{k: file_name for k, (file_name, _) in files.items()}})
 
 
-def distinct_answers(result: QuestionResult, n: int) -> list[str]:
+def distinct_answers(result: QuestionResult, n: int) -> list[Candidate]:
     """The chosen solution, then the best-scored solutions with other answers, n in all (fewer if none remain)."""
     chosen: list[Candidate] = [result.chosen] if result.chosen else []
     keys = {c.key for c in chosen}
@@ -302,11 +329,11 @@ def distinct_answers(result: QuestionResult, n: int) -> list[str]:
         if candidate.key not in keys:
             chosen.append(candidate)
             keys.add(candidate.key)
-    return [c.text for c in chosen] or [""]
+    return chosen or [Candidate(text="", answer=None, key=None)]
 
 
 def _details(job: Job, result: QuestionResult) -> dict:
-    return {"strategy": job.strategy.describe(), "answer": result.prediction,
+    return {"strategy": job.shown, "answer": result.prediction,
             "candidates": len(result.candidates), "rounds": result.details.get("rounds")}
 
 

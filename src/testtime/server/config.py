@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
@@ -12,11 +12,15 @@ class ServerConfig:
     host: str = "127.0.0.1"  # loopback unless the operator says otherwise
     port: int = 8000
     api_keys: tuple[str, ...] = ()  # empty: no authentication
+    metrics_public: bool = False  # serve /metrics without a key (a scraper on a private network)
     served_model: str | None = None  # the name clients use; default: the model `serve` was given
     # defaults for a request that names no strategy
     strategy: str = "majority"
     budget: int = 4
     verifier: str | None = "arithmetic"
+    # Files a request may name, by name only: {"easy-first": "runs/sweep1/policy.json"} lets a client ask
+    # for compute_optimal with "params": {"policy": "easy-first"}. With none, compute_optimal is not served.
+    policies: dict[str, str] = field(default_factory=dict)
     max_tokens: int = 512
     # caps, enforced whatever the client asks
     max_budget: int = 64

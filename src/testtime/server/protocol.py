@@ -87,18 +87,20 @@ def error_body(message: str, kind: str, code: str | None = None, param: str | No
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-def response(kind: str, request_id: str, model: str, texts: list[str], ledger, details: dict) -> dict:
-    """A whole (non-streamed) answer: ``kind`` is "chat.completion" or "text_completion"."""
-    def choice(i: int, text: str) -> dict:
+def response(kind: str, request_id: str, model: str, answers: list, ledger, details: dict) -> dict:
+    """A whole (non-streamed) answer: ``kind`` is "chat.completion" or "text_completion"; each answer
+    is a candidate, whose own finish reason ("stop", or "length" when cut at max_tokens) it reports."""
+    def choice(i: int, answer) -> dict:
+        text = answer.text
         body = {"message": {"role": "assistant", "content": text}} if kind == "chat.completion" else {"text": text}
-        return {"index": i, **body, "finish_reason": "stop", "logprobs": None}
+        return {"index": i, **body, "finish_reason": answer.finish_reason, "logprobs": None}
 
     return {
         "id": request_id,
         "object": kind,
         "created": int(time.time()),
         "model": model,
-        "choices": [choice(i, text) for i, text in enumerate(texts)],
+        "choices": [choice(i, answer) for i, answer in enumerate(answers)],
         "usage": usage(ledger),
         "testtime": details,
     }

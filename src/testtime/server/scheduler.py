@@ -42,6 +42,7 @@ class Job:
     verifier: Verifier | None  # built and checked when the request came in
     seed: int
     deadline: float  # time.monotonic() after which the search stops and answers with what it has
+    shown: dict = field(default_factory=dict)  # the strategy as the client may see it (file names, not paths)
     future: Future = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
     progress: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)

@@ -13,8 +13,8 @@ from typing import Callable, ClassVar, Sequence
 from testtime.answers import answers_match, extract_answer, normalize_answer
 from testtime.generators.base import Generator, SamplingParams
 from testtime.ledger import Ledger
-from testtime.prompting import PromptTemplate
 from testtime.params import ParameterError
+from testtime.prompting import PromptTemplate
 from testtime.registry import Registered
 from testtime.selection import Candidate
 from testtime.tasks import Task
@@ -50,9 +50,10 @@ class Context:
         return replace(self.sampling, seed=self.seed_for(task, *keys), **changes)
 
 
-def make_candidate(text: str, tokens: int) -> Candidate:
+def make_candidate(text: str, tokens: int, finish_reason: str = "stop") -> Candidate:
     answer = extract_answer(text)
-    return Candidate(text=text, answer=answer, key=normalize_answer(answer), tokens=tokens)
+    return Candidate(text=text, answer=answer, key=normalize_answer(answer), tokens=tokens,
+                     finish_reason=finish_reason)
 
 
 @dataclass

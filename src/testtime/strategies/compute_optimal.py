@@ -66,7 +66,12 @@ class ComputeOptimal(Strategy):
 
     name = "compute_optimal"
     budget: int = field(default=8, metadata={"help": "the best-of-N budget whose compute the policy stays within"})
-    policy: str = field(default="runs/latest/policy.json", metadata={"file": True, "help": "the policy.json a sweep wrote"})
+    policy: str = field(default="runs/latest/policy.json", metadata={"file": "policies", "help": "the policy.json a sweep wrote"})
+
+    def check(self, verifier) -> None:
+        """The policy file is read and checked when the run or request is built, not mid-run."""
+        super().check(verifier)
+        load_policy(self.policy, self.budget)
 
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         table = load_policy(self.policy, self.budget)

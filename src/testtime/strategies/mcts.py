@@ -17,6 +17,11 @@ def steps_below(node: Node) -> list[Node]:
     return [child for child in node.children if child.kind == "step"]
 
 
+def can_expand(tree: Tree) -> bool:
+    """Whether some step is still open: not terminal, no steps below it (rollouts are not steps)."""
+    return any(n.kind == "step" and not n.terminal and not steps_below(n) for n in tree)
+
+
 def select_leaf(root: Node, c: float) -> Node:
     """Walk down from the root, always to the child with the highest UCB (first one on ties)."""
     node = root
@@ -38,7 +43,8 @@ class MCTS(SearchStrategy):
     width: children per expansion. c: exploration constant. rollout: evaluate a new step by sampling the rest of the
     answer and scoring that instead. selector: "visits" or "value" walks the most
     visited / highest valued path; the shared selectors choose among all complete solutions.
-    The search stops at N complete solutions, or after N * max_depth / width expansions.
+    The search stops at N complete solutions, when no leaf is left to expand, or after N * max_depth / width
+    expansions.
     """
 
     name = "mcts"
@@ -79,14 +85,18 @@ class MCTS(SearchStrategy):
         for _, child in kids:
             backpropagate(child, values[id(child)])
         for tree in trees:
-            tree.done = finished(tree, self.budget) or tree.rounds + 1 >= self.max_rounds
+            # Over at N complete solutions, when no leaf is left to expand, or at the round cap.
+            tree.done = finished(tree, self.budget) or not can_expand(tree) or tree.rounds + 1 >= self.max_rounds
 
     def choose(self, tree, nodes, candidates):
         if self.selector not in ("visits", "value"):
             return super().choose(tree, nodes, candidates)
+        # Once no leaf is left to expand the search stopped early, and visit counts (the usual robust
+        # choice) say little: every leaf was seen about once. Its values are then exact, so walk by value.
+        by_visits = self.selector == "visits" and can_expand(tree)
         node = tree.root
         while children := steps_below(node):
-            node = max(children, key=lambda n: n.visits if self.selector == "visits" else n.value)
+            node = max(children, key=lambda n: n.visits if by_visits else n.value)
         # The walk ends at a leaf; when it is not a complete solution, take the best one below where it went.
         below = {id(n) for n in tree if node in n.path()}
         pool = [cand for n, cand in zip(nodes, candidates) if id(n) in below] or candidates

@@ -40,7 +40,7 @@ class GeneratorSource(SampleSource):
             for i, k in wants
         ]
         results = self.ctx.generator.generate(requests, [ledgers[i] for i, _ in wants])
-        return [[make_candidate(c.text, c.token_count) for c in r.completions] for r in results]
+        return [[make_candidate(c.text, c.token_count, c.finish_reason) for c in r.completions] for r in results]
 
 
 def score_candidates(pairs: list[tuple[Task, Candidate]], ledgers: list[Ledger], ctx: Context) -> None:

@@ -178,7 +178,7 @@ class SearchStrategy(Strategy):
 
 
 def node_candidate(node: Node) -> Candidate:
-    candidate = make_candidate(node.solution, node.path_tokens)
+    candidate = make_candidate(node.solution, node.path_tokens, "length" if node.end == "length" else "stop")
     candidate.score, candidate.step_scores = node.score, node.step_scores
     candidate.verifier_tokens = node.verifier_tokens
     return candidate
