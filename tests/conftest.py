@@ -15,7 +15,39 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
+# 2 GiB of KV cache per engine (tests generate little): the session's engine, a sweep's and two Ray
+# workers' fit in the machine's memory together.
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process and everything it started (a failed test leaves no engine behind)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    for process in [*parent.children(recursive=True), parent]:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def outlived(children, timeout: float = 20) -> list:
+    """The processes of ``children`` still running ``timeout`` seconds after their parent ended
+    (a helper such as multiprocessing's resource tracker takes a moment to notice)."""
+    import psutil
+
+    def running(process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    _, alive = psutil.wait_procs(children, timeout=timeout)
+    return [p for p in alive if running(p)]
 
 
 def free_port() -> int:

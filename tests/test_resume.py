@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, kill_tree, outlived
 
 from testtime.generators import REPRODUCIBLE_DTYPE
 
@@ -76,18 +76,20 @@ def test_a_sweep_stopped_by_sigterm_leaves_no_process_and_resumes_to_the_uninter
 
     out = tmp_path / "killed"
     proc = sweep(out)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        if (out / "run.db").exists() and len(stored(out)) >= 2:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "the sweep ended before it could be stopped"
-    children = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], \
-        "the engine outlived the sweep"
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "run.db").exists() and len(stored(out)) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the sweep ended before it could be stopped"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert not outlived(children), "the engine outlived the sweep"
+    finally:
+        kill_tree(proc.pid)
     at_kill = stored(out)
     assert 2 <= len(at_kill) < 16 and len(at_kill) % 2 == 0  # whole chunks only
 

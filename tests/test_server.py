@@ -10,7 +10,7 @@ import urllib.request
 
 import openai
 import pytest
-from conftest import free_port
+from conftest import free_port, kill_tree, outlived
 
 from testtime.generators import Generator
 from testtime.server.app import create_app
@@ -384,12 +384,10 @@ def test_serve_command_end_to_end_and_sigterm_stops_it_and_its_engine(tmp_path):
         started = time.time()
         proc.wait(timeout=30)
         assert time.time() - started < 30
-        assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], \
-            "a child process outlived the server"
+        assert not outlived(children), "a child process outlived the server"
         assert "vllm" in (tmp_path / "engine.log").read_text().lower()  # the engine's logs went to the file
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_tree(proc.pid)
 
 
 @pytest.mark.parametrize("content, message", [
