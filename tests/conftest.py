@@ -3,6 +3,7 @@ engine starts once per session for the in-process tests (about 30-50 s here)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -83,28 +84,75 @@ def gsm8k_tasks():
     return load_dataset("gsm8k", data_root=SHARED_DATA)
 
 
+class Borrowed:
+    """The session's engine lent to a command run in process: the command's `with` does not close it."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.show_progress = False
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def generate(self, requests, ledgers=None):
+        return self.engine.generate(requests, ledgers)
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+@contextlib.contextmanager
+def commands_on(engine):
+    """`testtime` commands run in process (typer's CliRunner) on the session's engine, not on one of their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        for module in ("testtime.cli.run", "testtime.cli.learn"):
+            patch.setattr(f"{module}.open_generator", lambda spec: Borrowed(engine))
+        yield
+
+
+@pytest.fixture
+def on_engine(engine):
+    """Invoke a `testtime` command in process on the session's engine: ``on_engine("run", "--limit", 2)``."""
+    from typer.testing import CliRunner
+
+    from testtime.cli import app
+
+    def invoke(*args):
+        with commands_on(engine):
+            return CliRunner().invoke(app, [str(a) for a in args])
+
+    return invoke
+
+
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory) -> Path:
-    """`testtime demo`, small, on the real embedded model: its run directory with the report."""
-    import subprocess
+def demo_run(tmp_path_factory, engine) -> Path:
+    """`testtime demo`, small, on the real embedded model (in process): its run directory with the report."""
+    from typer.testing import CliRunner
+
+    from testtime.cli import app
 
     out = tmp_path_factory.mktemp("demo") / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "testtime", "demo", "--limit", "4", "--max-budget", "4", "--search-budget", "2",
-         "--strategy", "majority", "--strategy", "best_of_n", "--strategy", "adaptive_consistency",
-         "--strategy", "beam_search", "--max-tokens", "96", "--out", str(out)],
-        capture_output=True, text=True, timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    with commands_on(engine):
+        result = CliRunner().invoke(app, [
+            "demo", "--limit", "4", "--max-budget", "4", "--search-budget", "2", "--strategy", "majority",
+            "--strategy", "best_of_n", "--strategy", "adaptive_consistency", "--strategy", "beam_search",
+            "--max-tokens", "96", "--out", str(out)])
+    assert result.exit_code == 0, result.output[-3000:]
     # It counts what was asked for, not the units stored (the three parallel ones share one pool).
     assert "4 strategy runs (the parallel ones estimated from one shared pool per seed) on 4 questions" in (
-        " ".join(proc.stderr.split()))
+        " ".join(result.output.split()))
     return out
 
 
 # A test that uses one of these starts the real engine (directly, or through a `testtime` subprocess):
 # it is marked `engine` whatever its module says, so that `-m "not engine"` never starts one.
-ENGINE_FIXTURES = {"engine", "demo_run"}
+ENGINE_FIXTURES = {"engine", "demo_run", "on_engine"}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -140,16 +140,12 @@ def test_run_majority_on_gsm8k_writes_results_and_summary(tmp_path):
     assert "engine log:" in proc.stderr
 
 
-@pytest.mark.engine
-def test_run_beam_search_from_the_cli_saves_the_tree(tmp_path):
+def test_run_beam_search_from_the_cli_saves_the_tree(on_engine, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "testtime", "run", "--dataset", "sample", "--limit", "2", "--strategy", "beam_search",
-         "--verifier", "arithmetic", "--n", "4", "--width", "2", "--depth", "4", "--delimiter", "\\n",
-         "--max-tokens", "96", "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = on_engine("run", "--dataset", "sample", "--limit", "2", "--strategy", "beam_search", "--verifier",
+                       "arithmetic", "--n", "4", "--width", "2", "--depth", "4", "--delimiter", "\\n",
+                       "--max-tokens", "96", "--out", out)
+    assert result.exit_code == 0, result.output[-3000:]
     lines = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
     assert len(lines) == 2
     for line in lines:

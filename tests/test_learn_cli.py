@@ -32,13 +32,12 @@ def test_the_shipped_artifact_loads_and_records_how_it_was_made():
     assert all(r["id"].startswith("gsm8k-train") for r in artifact.records)  # trained on the train split only
 
 
-@pytest.mark.engine
-def test_train_prm_labels_and_resumes(tmp_path):
+def test_train_prm_labels_and_resumes(on_engine, tmp_path):
     out = tmp_path / "prm"
     args = ["train-prm", "--dataset", "sample", "--limit", "2", "--samples", "2", "--rollouts", "1",
             "--max-tokens", "48", "--rollout-unsolved", "--label-only", "--out", out]
-    first = run_testtime(*args)
-    assert first.returncode == 0, first.stderr[-3000:]
+    first = on_engine(*args)
+    assert first.exit_code == 0, first.output[-3000:]
     store = RunStore(out)
     records = store.lines(LABEL_UNIT)
     assert len(records) == 2 and all(len(r["solutions"]) == 2 for r in records)
@@ -48,10 +47,10 @@ def test_train_prm_labels_and_resumes(tmp_path):
             assert steps[-1]["value"] == float(solution["correct"]) and steps[-1]["rollouts"] == 1
             assert all(s["rollouts"] == 2 and 0 <= s["value"] <= 1 for s in steps[:-1])
     store.close()
-    again = run_testtime(*args, "--resume")
-    assert again.returncode == 0 and "0 to go" in said(again)
-    changed = run_testtime(*[a if a != "48" else "64" for a in args], "--resume")
-    assert changed.returncode == 2 and "labels.max_tokens: stored 48, now 64" in said(changed)
+    again = on_engine(*args, "--resume")
+    assert again.exit_code == 0 and "0 to go" in " ".join(again.output.split())
+    changed = on_engine(*[a if a != "48" else "64" for a in args], "--resume")
+    assert changed.exit_code == 2 and "labels.max_tokens: stored 48, now 64" in " ".join(changed.output.split())
 
 
 def test_eval_verifier_on_the_demo_pool(demo_run):

@@ -74,7 +74,7 @@ def test_chat_completion_with_usage_from_the_ledger(served):
     response = served.client().chat.completions.create(
         model="smollm2-135m-instruct+majority", messages=QUESTION, max_tokens=48, extra_body={"testtime": {"budget": 3}})
     assert response.object == "chat.completion" and len(response.choices) == 1
-    assert response.choices[0].message.content and response.choices[0].finish_reason == "stop"
+    assert response.choices[0].message.content and response.choices[0].finish_reason in ("stop", "length")
     usage, ledger = response.usage, response.usage.model_extra["testtime"]
     assert usage.completion_tokens == ledger["completion_tokens"] > 0
     assert usage.prompt_tokens == ledger["prompt_tokens"] > 0

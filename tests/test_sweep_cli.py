@@ -5,8 +5,6 @@ rebuild from the store. Bad input fails with a message naming what was wrong."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -62,16 +60,12 @@ def test_the_demo_writes_the_analysis_policy_and_report(demo_run):
     assert (demo_run / "report.html").exists() and (demo_run / "scaling.json").read_text() == before
 
 
-@pytest.mark.engine
-def test_compute_optimal_runs_the_policy_a_sweep_learned(demo_run, tmp_path):
+def test_compute_optimal_runs_the_policy_a_sweep_learned(demo_run, on_engine, tmp_path):
     out = tmp_path / "co"
-    proc = subprocess.run(
-        [sys.executable, "-m", "testtime", "run", "--dataset", "sample", "--limit", "3", "--strategy", "compute_optimal",
-         "--policy", str(demo_run / "policy.json"), "--n", "4", "--verifier", "arithmetic", "--max-tokens", "96",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = on_engine("run", "--dataset", "sample", "--limit", "3", "--strategy", "compute_optimal", "--policy",
+                       demo_run / "policy.json", "--n", "4", "--verifier", "arithmetic", "--max-tokens", "96",
+                       "--out", out)
+    assert result.exit_code == 0, result.output[-3000:]
     policy = json.loads((demo_run / "policy.json").read_text())["budgets"]["4"]
     chosen = {f"{c['strategy']}@{c['budget']}" for c in policy["choices"]}
     for line in map(json.loads, (out / "results.jsonl").read_text().splitlines()):
