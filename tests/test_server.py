@@ -148,6 +148,8 @@ def test_authentication(served):
     ({"testtime": {"strategy": "compute_optimal", "params": {"policy": "/etc/passwd"}}},
      "unknown strategy 'compute_optimal'"),
     ({"testtime": {"budget": 0}}, "budget"),
+    ({"testtime": {"params": {"budget": 1000}}}, "budget goes in testtime.budget"),  # no way round the cap
+    ({"testtime": {"strategy": "mcts", "budget": 4, "params": {"width": 100000}}}, "must be at most the budget"),
     ({"testtime": {"budget": "2"}}, "budget"),
 ])
 def test_bad_testtime_options_are_400(served, extra, message):

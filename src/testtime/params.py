@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import enum
+import functools
 import inspect
 import math
 import types
@@ -129,6 +130,7 @@ class Param:
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
+@functools.cache  # a class's declaration never changes; reading type hints each time would be waste
 def parameters(cls: type) -> tuple[Param, ...]:
     """The parameters a class declares: dataclass fields, or else its constructor's arguments."""
     if dataclasses.is_dataclass(cls):

@@ -64,6 +64,8 @@ def strategy_units(specs: Sequence[str], budgets: Sequence[int], seeds: Sequence
     own_budgets = dict(split_budgets(spec) for spec in specs)
     classes = {name: Strategy.lookup(name) for name in own_budgets}
     given = {**(params or {}), **(texts or {})}
+    if "budget" in given:  # else it would silently override the budgets asked for
+        raise ParameterError("budget is not a strategy parameter here: give it as the budget (or NAME@B1,B2)")
     for option in given:
         takers = sorted(n for n, c in Strategy.registry.items() if option in c.parameters())
         if not any(option in cls.parameters() for cls in classes.values()) and (unused == "error" or not takers):

@@ -82,6 +82,7 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
                 raise ApiError(400, f"{exc}; this server cannot build it for a request", param="testtime.verifier")
         return verifiers[name]
 
+    servable = servable_strategies(config)  # the config is fixed for the app's life
     scheduler = Scheduler(generator, config.max_queue, config.batch_window_seconds)
     metrics = Metrics()
     app.state.scheduler, app.state.metrics, app.state.config = scheduler, metrics, config
@@ -141,7 +142,7 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
 
     @app.get("/v1/models")
     async def models():
-        names = [config.served_model] + [f"{config.served_model}+{s}" for s in servable_strategies(config)]
+        names = [config.served_model] + [f"{config.served_model}+{s}" for s in servable]
         return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "testtime"}
                                            for n in names]}
 
@@ -149,12 +150,12 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     async def chat(body: protocol.ChatCompletionRequest, request: Request):
         messages = [(m.role if m.role != "developer" else "system", m.content) for m in body.messages]
         max_tokens = body.max_completion_tokens or body.max_tokens
-        job = _job(config, body, messages, max_tokens, verifier_named, generator)
+        job = _job(config, servable, body, messages, max_tokens, verifier_named, generator)
         return await _answer(request, job, body, chat=True)
 
     @app.post("/v1/completions")
     async def completions(body: protocol.CompletionRequest, request: Request):
-        job = _job(config, body, [("user", body.prompt)], body.max_tokens, verifier_named, generator)
+        job = _job(config, servable, body, [("user", body.prompt)], body.max_tokens, verifier_named, generator)
         return await _answer(request, job, body, chat=False)
 
     async def _answer(request: Request, job: Job, body, chat: bool):
@@ -267,7 +268,7 @@ def _server_files(cls: type, given: dict, config: ServerConfig) -> dict[str, tup
     return resolved
 
 
-def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens: int | None,
+def _job(config: ServerConfig, servable: list[str], body, messages: list[tuple[str, str]], max_tokens: int | None,
          verifier_named, generator: Generator) -> Job:
     """The request as a job, every part of it built and checked here, before it is queued."""
     base, _, named = body.model.partition("+")
@@ -276,11 +277,12 @@ def _job(config: ServerConfig, body, messages: list[tuple[str, str]], max_tokens
                             f"(optionally {config.served_model}+STRATEGY)", code="model_not_found", param="model")
     options = body.testtime or protocol.TesttimeOptions()
     name = options.strategy or named or config.strategy
-    if name not in servable_strategies(config):
-        raise ApiError(400, f"unknown strategy {name!r}; this server serves: "
-                            f"{', '.join(servable_strategies(config))}",
+    if name not in servable:
+        raise ApiError(400, f"unknown strategy {name!r}; this server serves: {', '.join(servable)}",
                        param="testtime.strategy" if options.strategy else "model")
     cls = Strategy.registry[name]
+    if "budget" in options.params:  # else it would slip past the budget cap below
+        raise ApiError(400, "budget goes in testtime.budget, not testtime.params", param="testtime.params.budget")
     budget = options.budget or cls.fixed_budget or config.budget
     for what, asked, cap in (("budget", budget, config.max_budget), ("n", body.n, config.max_n),
                              ("max_tokens", max_tokens or 0, config.max_max_tokens)):

@@ -56,6 +56,8 @@ class MCTS(SearchStrategy):
     def __post_init__(self):
         super().__post_init__()
         self.require_positive("width")
+        if self.width > self.budget:  # one expansion would draw more samples than the whole budget
+            raise ValueError(f"{self.name}: width ({self.width}) must be at most the budget ({self.budget})")
         if not self.c >= 0:
             raise ValueError(f"{self.name}: c must be >= 0, got {self.c!r}")
 
