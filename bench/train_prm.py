@@ -1,28 +1,32 @@
-"""The shipped PRM: label GSM8K train by rollouts of the embedded model, train the heads,
-and evaluate them on a pool of GSM8K test samples. Each step is a plain `testtime`
-command and resumes where it stopped, so the script can be rerun.
+"""The shipped PRM: label GSM8K train by the default model's own samples, train the heads on its
+hidden states, and evaluate them on a pool of GSM8K test samples. Each stage is a plain
+`testtime` command that resumes where it stopped, so the script can be rerun, across sessions.
 
-The embedded 135M model solves few GSM8K questions, and only questions it sometimes
-solves give step labels with both outcomes; so the training questions are the first
---questions of GSM8K train whose reference solution has at most --max-reference-steps
-calculations (the test pool is not filtered).
+Labelling is the long part on 2 cores. `--stage snapshot` writes the labels' run store,
+compressed, to bench/data/ (commit it); on a fresh machine the label stage restores it and
+goes on from there, and a larger --questions labels only the new questions.
 
-    .venv/bin/python bench/train_prm.py --questions 128 --out runs/prm            # label, train, pool, eval
-    .venv/bin/python bench/train_prm.py --stage ship                              # into the package
-    .venv/bin/python bench/train_prm.py --stage summary                           # every README figure
+    .venv/bin/python bench/train_prm.py --stage label --questions 320      # resumable
+    .venv/bin/python bench/train_prm.py --stage snapshot                    # then commit bench/data/
+    .venv/bin/python bench/train_prm.py --stage train --layer 12 --layer 24 # one artifact per layer
+    .venv/bin/python bench/train_prm.py --stage pool                        # GSM8K test pool of 16
+    .venv/bin/python bench/train_prm.py --stage eval --layer 12             # verifier_eval.json
+    .venv/bin/python bench/train_prm.py --stage ship --layer 12             # into the package
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import gzip
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TESTTIME = [sys.executable, "-m", "testtime"]
+SNAPSHOTS = REPO / "bench" / "data"
 
 
 def step(args: list[str], resume_if: Path) -> None:
@@ -31,87 +35,80 @@ def step(args: list[str], resume_if: Path) -> None:
     subprocess.run(TESTTIME + args + resume, check=True)
 
 
-def short_questions(data_root: Path, out: Path, limit: int, max_steps: int) -> Path:
-    """GSM8K train questions with few reference calculations, as question/answer JSONL (ids kept)."""
-    path = out / f"gsm8k-train-max{max_steps}.jsonl"
-    rows = []
-    for line_number, line in enumerate((data_root / "gsm8k" / "train.jsonl").open(), start=1):
-        row = json.loads(line)
-        if row["answer"].count("<<") <= max_steps:
-            gold = row["answer"].split("####")[-1].strip().replace(",", "")
-            rows.append({"id": f"gsm8k-train-{line_number}", "question": row["question"], "answer": gold})
-        if len(rows) == limit:
-            break
+def snapshot_path(model: str) -> Path:
+    return SNAPSHOTS / f"prm-labels-{model}.db.gz"
+
+
+def restore(out: Path, model: str) -> None:
+    """A fresh machine starts from the committed labels, not from nothing."""
+    snapshot = snapshot_path(model)
+    if (out / "run.db").exists() or not snapshot.exists():
+        return
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    with gzip.open(snapshot, "rb") as src, open(out / "run.db", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    print(f"restored the labels from {snapshot.relative_to(REPO)}")
+
+
+def snapshot(out: Path, model: str) -> None:
+    """A consistent copy of the store (sqlite's backup, WAL included), compressed."""
+    SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+    copy = out / "snapshot.db"
+    copy.unlink(missing_ok=True)
+    with sqlite3.connect(out / "run.db") as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    with open(copy, "rb") as src, gzip.open(snapshot_path(model), "wb", compresslevel=9) as dst:
+        shutil.copyfileobj(src, dst)
+    copy.unlink()
+    print(f"wrote {snapshot_path(model).relative_to(REPO)} ({snapshot_path(model).stat().st_size:,} bytes)")
 
 
 def main() -> None:
+    from testtime.models import DEFAULT_MODEL
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=128)
-    parser.add_argument("--max-reference-steps", type=int, default=2)
-    parser.add_argument("--test-questions", type=int, default=16)
-    parser.add_argument("--pool", type=int, default=64)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--questions", type=int, default=320)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--rollouts", type=int, default=0)
+    parser.add_argument("--layer", type=int, action="append", help="feature layer(s); repeat")
+    parser.add_argument("--test-questions", type=int, default=200)
+    parser.add_argument("--pool", type=int, default=16)
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path("runs/prm"))
-    parser.add_argument("--stage", choices=("label", "train", "pool", "eval", "ship", "summary", "all"),
-                        default="all")
+    parser.add_argument("--stage", choices=("label", "snapshot", "train", "pool", "eval", "ship"), required=True)
     a = parser.parse_args()
-    train_file = short_questions(a.data_root, a.out, a.questions, a.max_reference_steps)
-    label = ["train-prm", "--dataset", str(train_file), "--out", str(a.out)]
-    if a.stage in ("label", "all"):
-        step(label + ["--label-only"], a.out / "run.db")
-    if a.stage in ("train", "all"):
-        step(label, a.out / "run.db")
+    layers = a.layer or [12]
+    label = ["train-prm", "--model", a.model, "--dataset", "gsm8k-train", "--data-root", str(a.data_root),
+             "--limit", str(a.questions), "--samples", str(a.samples), "--rollouts", str(a.rollouts),
+             "--chunk-size", "32", "--out", str(a.out)]
     pool = a.out / "test-pool"
-    if a.stage in ("pool", "all"):
-        step(["sweep", "--dataset", "gsm8k", "--data-root", str(a.data_root), "--limit", str(a.test_questions),
-              "--max-tokens", "256", "--strategy", "majority", "--n", str(a.pool), "--chunk-size", "4",
-              "--out", str(pool)], pool / "run.db")
-    if a.stage in ("eval", "all"):
-        subprocess.run(TESTTIME + ["eval-verifier", str(pool), "--artifact", str(a.out / "artifact"),
-                                   "--max-n", str(a.pool)], check=True)
-    if a.stage == "ship":  # the artifact becomes the package's default `prm` / `orm`
-        shipped = REPO / "src" / "testtime" / "data" / "verifiers" / "smollm2-gsm8k"
+    if a.stage == "label":
+        restore(a.out, a.model)
+        step(label + ["--label-only"], a.out / "run.db")
+    elif a.stage == "snapshot":
+        snapshot(a.out, a.model)
+    elif a.stage == "train":
+        restore(a.out, a.model)
+        for layer in layers:  # labels are all there: --resume labels nothing new
+            step(label + ["--layer", str(layer)], a.out / "run.db")
+            shutil.rmtree(a.out / f"artifact-layer{layer}", ignore_errors=True)
+            shutil.move(a.out / "artifact", a.out / f"artifact-layer{layer}")
+    elif a.stage == "pool":
+        step(["sweep", "--model", a.model, "--dataset", "gsm8k", "--data-root", str(a.data_root),
+              "--limit", str(a.test_questions), "--strategy", "majority", "--n", str(a.pool),
+              "--chunk-size", "25", "--out", str(pool)], pool / "run.db")
+    elif a.stage == "eval":
+        for layer in layers:
+            subprocess.run(TESTTIME + ["eval-verifier", str(pool), "--artifact", str(a.out / f"artifact-layer{layer}"),
+                                       "--max-n", str(a.pool)], check=True)
+            shutil.copy(pool / "verifier_eval.json", a.out / f"verifier_eval-layer{layer}.json")
+    elif a.stage == "ship":  # the artifact becomes the package's default `prm` / `orm`
+        shipped = REPO / "src" / "testtime" / "data" / "verifiers" / f"{a.model}-gsm8k"
         shutil.rmtree(shipped, ignore_errors=True)
-        shutil.copytree(a.out / "artifact", shipped)
+        shutil.copytree(a.out / f"artifact-layer{layers[0]}", shipped)
         shutil.copy(REPO / "src" / "testtime" / "data" / "LICENSE-gsm8k", shipped / "LICENSE-gsm8k")
-        print(f"shipped {a.out / 'artifact'} as {shipped}")
-    if a.stage in ("summary", "all"):
-        print(json.dumps(summary(a.out, pool), indent=1))
-
-
-def summary(out: Path, pool: Path) -> dict:
-    """Every figure the README quotes, read back from the stored runs and the artifact."""
-    import gzip
-
-    from testtime.answers import answers_match
-
-    artifact = out / "artifact"
-    meta = json.loads((artifact / "artifact.json").read_text())
-    with gzip.open(artifact / "labels.jsonl.gz", "rt") as f:
-        records = [json.loads(line) for line in f]
-    samples = [s for r in records for s in r["solutions"]]
-    lines = [json.loads(line) for line in (pool / "results.jsonl").open()]
-    right = [sum(answers_match(c["answer"], line["gold"]) for c in line["candidates"]) for line in lines]
-    [pool_row] = json.loads((pool / "summary.json").read_text())["results"]
-    evaluation = json.loads((pool / "verifier_eval.json").read_text())
-    return {
-        "labelling": {**meta["labels"], "steps": sum(len(s["steps"]) for s in samples),
-                      "samples": len(samples), "right_samples": sum(s["correct"] for s in samples)},
-        "training": meta["training"], "sizes": meta["sizes"], "metrics": meta["metrics"],
-        "artifact_bytes": {p.name: p.stat().st_size for p in sorted(artifact.iterdir())},
-        "pool": {"questions": len(lines), "completion_tokens": pool_row["completion_tokens"],
-                 "wall_seconds": round(pool_row["wall_seconds"]), "right_samples": sum(right),
-                 "samples": sum(len(line["candidates"]) for line in lines),
-                 "questions_with_a_right_sample": sum(r > 0 for r in right)},
-        "eval": {"step_auroc": evaluation["step_auroc"], "heldout_steps": evaluation["heldout_steps"],
-                 "scoring_seconds": evaluation["scoring_seconds"],
-                 "best_of_n": {f"{r['selector']} @{r['n']}": f"{100 * r['accuracy']:.1f} % "
-                                                             f"({100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f})"
-                               for r in evaluation["best_of_n"]}},
-    }
+        print(f"shipped artifact-layer{layers[0]} as {shipped.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,16 @@ sys.path.insert(0, str(Path(__file__).parent))  # for fakes.py
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# The fast embedded model: tests about structure run on it; the default model (Qwen2.5-Coder-0.5B)
+# only where the default itself is the point (test_default_model.py).
+TEST_MODEL = "smollm2-135m-instruct"
+
+
+def with_test_model(args) -> list[str]:
+    """A `testtime` command line on the test model, unless it names a model itself."""
+    args = [str(a) for a in args]
+    takes_model = args[:1] and args[0] in ("run", "sweep", "demo", "serve", "train-prm")
+    return args if "--model" in args or not takes_model else [*args, "--model", TEST_MODEL]
 
 os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
 # 2 GiB of KV cache per engine (tests generate little): the session's engine, a sweep's and two Ray
@@ -62,9 +72,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def model_dir() -> str:
-    from testtime.models import DEFAULT_MODEL, resolve_model
+    from testtime.models import resolve_model
 
-    return resolve_model(DEFAULT_MODEL)
+    return resolve_model(TEST_MODEL)
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +135,7 @@ def on_engine(engine):
 
     def invoke(*args):
         with commands_on(engine):
-            return CliRunner().invoke(app, [str(a) for a in args])
+            return CliRunner().invoke(app, with_test_model(args))
 
     return invoke
 
@@ -139,10 +149,10 @@ def demo_run(tmp_path_factory, engine) -> Path:
 
     out = tmp_path_factory.mktemp("demo") / "run"
     with commands_on(engine):
-        result = CliRunner().invoke(app, [
+        result = CliRunner().invoke(app, with_test_model([
             "demo", "--limit", "4", "--max-budget", "4", "--search-budget", "2", "--strategy", "majority",
             "--strategy", "best_of_n", "--strategy", "adaptive_consistency", "--strategy", "beam_search",
-            "--max-tokens", "96", "--out", str(out)])
+            "--max-tokens", "96", "--out", str(out)]))
     assert result.exit_code == 0, result.output[-3000:]
     # It counts what was asked for, not the units stored (the three parallel ones share one pool).
     assert "4 strategy runs (the parallel ones estimated from one shared pool per seed) on 4 questions" in (

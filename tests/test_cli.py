@@ -10,14 +10,14 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED_DATA, free_port
+from conftest import SHARED_DATA, TEST_MODEL, free_port, with_test_model
 from testtime.cli import app
 
 runner = CliRunner()
 
 
 def run_cli(*args):
-    return runner.invoke(app, list(args))
+    return runner.invoke(app, with_test_model(args))
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,8 @@ def test_prompt_longer_than_context_fails_before_any_engine_starts(tmp_path):
     data = tmp_path / "long.jsonl"
     data.write_text('{"question": "short?", "answer": "1"}\n' + json.dumps({"question": "word " * 3000, "answer": "1"}) + "\n")
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "testtime", "run", "--dataset", str(data), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "testtime", "run", "--dataset", str(data), "--out", str(out),
+                           "--model", TEST_MODEL],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert "long.jsonl:2" in proc.stderr and "longer than the model's context" in proc.stderr
@@ -121,7 +122,8 @@ def test_run_majority_on_gsm8k_writes_results_and_summary(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "testtime", "run", "--dataset", "gsm8k", "--data-root", str(SHARED_DATA),
-         "--limit", "6", "--strategy", "majority", "--n", "4", "--max-tokens", "96", "--out", str(out)],
+         "--limit", "6", "--strategy", "majority", "--n", "4", "--max-tokens", "96", "--out", str(out),
+         "--model", TEST_MODEL],
         capture_output=True, text=True, timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -183,7 +185,7 @@ def test_an_unreachable_server_fails_cleanly_and_a_resume_must_match_its_setting
     changed = run_cli(*args, "--resume", "--max-tokens", "64", "--seed", "3")
     message = " ".join(changed.output.split())
     assert changed.exit_code == 2
-    assert "sampling.max_tokens: stored 512, now 64" in message and '"seed": 3' in message
+    assert "sampling.max_tokens: stored 640, now 64" in message and '"seed": 3' in message
     again = run_cli(*args)
     assert again.exit_code == 2 and "failed 2 times" in " ".join(again.output.split())  # no results: may start anew
 
@@ -220,7 +222,7 @@ def test_a_new_strategy_is_one_new_file(tmp_path):
     env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")}
 
     def testtime_command(*args):
-        return subprocess.run([sys.executable, "-m", "testtime", *args], capture_output=True, text=True, env=env,
+        return subprocess.run([sys.executable, "-m", "testtime", *with_test_model(args)], capture_output=True, text=True, env=env,
                               timeout=600)
 
     listing = testtime_command("strategies")

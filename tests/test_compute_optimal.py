@@ -123,3 +123,48 @@ def test_a_missing_curve_or_fit_says_why_in_the_analysis_and_the_cli():
     said = " ".join(captured.get().split())
     assert "compute-optimal: not computed (needs at least 4 questions" in said and "no compute_optimal.png" in said
     assert "R^2 undefined: accuracy is the same at every budget" in said
+
+
+def weak_script(question: str, index: int) -> str:
+    # The demo's case on the weak model: one question in forty is solved, by one sample in eight.
+    if question == "hard question 0":
+        return f"The answer is {9 if index == 3 else index + 10}"
+    return f"The answer is {index + 10}"
+
+
+def test_a_weak_policy_within_noise_of_best_of_n_gets_no_efficiency_claim():
+    from testtime.cli.console import console, print_points
+
+    tasks = [Task(f"h{i}", f"hard question {i}", "9") for i in range(40)]
+    unit = Unit(Strategy.create("pool", budget=8), 0)
+    results = unit.strategy.solve(tasks, Context(generator=ScriptedGenerator(weak_script)))
+    scaling = SweepAnalysis([(unit.description(), [unit.line(r) for r in results])],
+                            strategies=["best_of_n", "majority"], orders=32).to_dict()
+    curve = scaling["compute_optimal"]["curve"]
+    assert curve and max(row["accuracy"] for row in curve) > 0  # the policy solves something ...
+    for row in curve:  # ... but never separably more than best-of-N: no ratio is claimed
+        assert not row["versus_baseline"]["separated"] and not row["versus_best_baseline"]["separated"]
+        assert row["efficiency"] is None and row["efficiency_at_least"] is None
+    with console.capture() as captured:
+        print_points(scaling)
+    said = " ".join(captured.get().split())
+    assert "never matches" not in said and "needs" not in said
+    assert said.count("are not separated") == len(curve)
+
+
+def test_a_paired_difference_is_separated_only_when_its_interval_excludes_zero():
+    from testtime.analysis.paired import paired_difference
+
+    base = np.zeros(50)
+    better = paired_difference(np.arange(50) < 20, base)
+    assert better.separated and better.low > 0 and better.difference == pytest.approx(0.4)
+    assert better.describe("A", "B").startswith("A beats B (A - B: +40.0 pp, 95% CI +")
+    worse = paired_difference(base, np.arange(50) < 20)
+    assert worse.separated and worse.describe("A", "B").startswith("B beats A")
+    one = paired_difference(np.arange(50) < 1, base)
+    assert not one.separated and "not separated" in one.describe("A", "B")
+    # Pairing: the same 25 questions right on both sides plus one more differs by 1/50, not separated;
+    # 20 more on one side are separated although both sides' own intervals are wide.
+    assert not paired_difference(np.arange(50) < 26, np.arange(50) < 25).separated
+    with pytest.raises(ValueError, match="same questions"):
+        paired_difference(np.zeros(3), np.zeros(4))

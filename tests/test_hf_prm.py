@@ -41,9 +41,10 @@ def one_thread():
 def base_tokenizer():
     from transformers import AutoTokenizer
 
-    from testtime.models import DEFAULT_MODEL, resolve_model
+    from conftest import TEST_MODEL
+    from testtime.models import resolve_model
 
-    return AutoTokenizer.from_pretrained(resolve_model(DEFAULT_MODEL))
+    return AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL))
 
 
 @pytest.fixture(scope="module")

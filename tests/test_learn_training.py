@@ -7,10 +7,10 @@ import torch
 
 from testtime.heads.features import FeatureSpec, HiddenStates
 from testtime.learn.train import train_heads
-from testtime.models import DEFAULT_MODEL
+from conftest import TEST_MODEL
 from testtime.verifiers import Aggregation, Solution, Verifier
 
-SPEC = FeatureSpec(DEFAULT_MODEL, layer=2)
+SPEC = FeatureSpec(TEST_MODEL, layer=2)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_one_forward_pass_gives_every_steps_state_the_same_as_alone(states):
 
 def test_a_layer_outside_the_model_is_refused():
     with pytest.raises(ValueError, match="feature layer must be in 1..30"):
-        HiddenStates(FeatureSpec(DEFAULT_MODEL, layer=31))
+        HiddenStates(FeatureSpec(TEST_MODEL, layer=31))
 
 
 def labelled_records(count):

@@ -20,14 +20,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, kill_tree, outlived
+from conftest import TEST_MODEL, free_port, kill_tree, outlived
 
 from testtime.generators import REPRODUCIBLE_DTYPE
 
 pytestmark = pytest.mark.engine
 
 SWEEP = ["--dataset", "sample", "--limit", "8", "--strategy", "majority", "--strategy", "single", "--n", "2",
-         "--max-tokens", "48", "--chunk-size", "2", "--seed", "5", "--no-pool", "--dtype", REPRODUCIBLE_DTYPE]
+         "--max-tokens", "48", "--chunk-size", "2", "--seed", "5", "--no-pool", "--dtype", REPRODUCIBLE_DTYPE,
+         "--model", TEST_MODEL]
 # What two runs of the same plan must share. Wall time differs between any two runs, and a resumed
 # process starts with an empty prefix cache, so its cached-token count (and FLOPs) honestly differ.
 VARIES = {"wall_seconds", "cached_prompt_tokens", "flops", "policy_flops"}

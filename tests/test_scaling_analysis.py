@@ -168,9 +168,15 @@ def test_train_vs_test_multiplier_reduces_to_snells_and_picks_within_the_matched
         assert test_time_multiplier(small, large, ratio) == pytest.approx(3 + 3 * 2 / ratio)
     with pytest.raises(ValueError, match="must be > 0"):
         test_time_multiplier(small, large, 0)
-    points = [{"strategy": "majority", "budget": b, "accuracy": a, "ci95": [a - 0.1, a + 0.1], "flops": 200.0 * 10 * b}
-              for b, a in ((1, 0.1), (4, 0.3), (16, 0.5))]
+    # 40 questions; the large model solves the first 8. majority@4 solves the first 9 (one more: not
+    # separated), majority@16 the first 30 (separated on the same questions).
+    solved = {1: 4, 4: 9, 16: 30}
+    correct = [np.arange(40) < solved[b] for b in (1, 4, 16)]
+    points = [{"strategy": "majority", "budget": b, "accuracy": solved[b] / 40, "ci95": [0, 1], "flops": 200.0 * 10 * b}
+              for b in (1, 4, 16)]
     # Large model: 10 tokens per query. R = 1: X = 9, so 2*100*9*10 = 18,000 FLOPs: budget 4 fits, 16 does not.
-    out = compare(small, large, 0.2, [0.15, 0.25], 10.0, points, [1.0, 0.16])
-    assert out["rows"][0]["small_best"] == "majority@4" and out["rows"][0]["winner"] == "test-time (small), within the intervals"
+    out = compare(small, large, np.arange(40) < 8, 10.0, points, correct, [1.0, 0.16])
+    assert out["rows"][0]["small_best"] == "majority@4" and out["rows"][0]["winner"] == "not separated"
+    assert out["rows"][0]["difference"]["difference"] == pytest.approx(1 / 40)
     assert out["rows"][1]["small_best"] == "majority@16" and out["rows"][1]["winner"] == "test-time (small)"
+    assert out["rows"][1]["difference"]["separated"] and out["rows"][1]["large_accuracy"] == 0.2

@@ -10,7 +10,7 @@ import urllib.request
 
 import openai
 import pytest
-from conftest import free_port, kill_tree, outlived
+from conftest import TEST_MODEL, free_port, kill_tree, outlived
 
 from testtime.generators import Generator
 from testtime.server.app import create_app
@@ -365,7 +365,7 @@ def test_serve_command_end_to_end_and_sigterm_stops_it_and_its_engine(tmp_path):
     config = tmp_path / "server.toml"
     config.write_text(f'port = {port}\nstrategy = "best_of_n"\nbudget = 2\nmax_tokens = 32\n')
     proc = subprocess.Popen([sys.executable, "-m", "testtime", "serve", "--config", str(config), "--api-key", KEY,
-                             "--log-file", str(tmp_path / "engine.log")],
+                             "--log-file", str(tmp_path / "engine.log"), "--model", TEST_MODEL],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 240

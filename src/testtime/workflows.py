@@ -96,8 +96,10 @@ def train_vs_test(small_store: RunStore, large_store: RunStore, small_pretrain_t
     # Only the points are needed here; the whole analysis runs once, in analyse().
     analysis = SweepAnalysis(small_lines, strategies=small_store.config.get("pool_strategies", ()))
     points = [p.to_dict(analysis.seed) for p in analysis.points]
-    result = compare(small, large, row["accuracy"], row["ci95"],
-                     row["policy_flops"] / len(lines) / (2 * large.parameters), points, ratios)
+    large_correct = {str(line["id"]): float(bool(line["correct"])) for line in lines}
+    result = compare(small, large, [large_correct[str(q)] for q in analysis.ids],
+                     row["policy_flops"] / len(lines) / (2 * large.parameters), points,
+                     [p.correct for p in analysis.points], ratios, seed=analysis.seed)
     result = {**result, "large_run": str(large_store.run_dir), "large_strategy": description}
     small_store.set_meta("train_vs_test", result)
     return result

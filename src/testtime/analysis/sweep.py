@@ -19,6 +19,7 @@ import numpy as np
 
 from testtime.analysis.estimators import bootstrap_interval, pass_at_k, replay, sample_orders
 from testtime.analysis.fits import fit_coverage, fit_log_compute
+from testtime.analysis.paired import paired_difference
 from testtime.policy import (
     LEVELS, Option, assign_levels, cost_to_match, cross_validated, learn_policy, level_edges, probe_easiness,
 )
@@ -292,6 +293,7 @@ class SweepAnalysis:
         baseline = self.curve(base)
         base_costs = [p.cost.tokens.mean() for p in baseline]
         base_accs = [p.accuracy for p in baseline]
+        most_accurate = max(baseline, key=lambda p: p.accuracy)
         curve = []
         for point in baseline:
             if point.budget < self.probe:  # the probe alone would spend more than this budget
@@ -299,15 +301,22 @@ class SweepAnalysis:
             limit = float(point.cost.tokens.mean())
             correct, cost, policies = cross_validated(options, difficulty, self.ids, limit, seed=self.seed)
             acc, spent = float(correct.mean()), float(cost.mean())
+            # A ratio is claimed only where the policy's accuracy is separated from the baseline's on the
+            # same questions: against the same budget for "needs x times", the best point for "never matches".
+            same_budget = paired_difference(correct, point.correct, seed=self.seed)
+            versus_best = paired_difference(correct, most_accurate.correct, seed=self.seed)
             match = cost_to_match(base_costs, base_accs, acc)
-            if match == min(base_costs):  # already matched by the cheapest baseline point: no ratio to claim
-                match = None
+            if match == min(base_costs) or not same_budget.separated:
+                match = None  # no ratio to claim: matched by the cheapest point, or within noise
+            never_matched = acc > max(base_accs) and versus_best.separated and versus_best.difference > 0
             curve.append({"budget": point.budget, "limit_tokens": limit, "accuracy": acc,
                           "ci95": list(bootstrap_interval(correct, seed=self.seed)), "tokens": spent,
                           "baseline_accuracy": point.accuracy,
+                          "versus_baseline": same_budget.to_dict(),
+                          "versus_best_baseline": {"budget": most_accurate.budget, **versus_best.to_dict()},
                           "baseline_tokens_to_match": match,
                           "efficiency": (match / spent) if match else None,
-                          "efficiency_at_least": max(base_costs) / spent if acc > max(base_accs) else None,
+                          "efficiency_at_least": max(base_costs) / spent if never_matched else None,
                           "folds": [p.to_dict() for p in policies]})
         return {"baseline": base, "probe": self.probe, "curve": curve}
 

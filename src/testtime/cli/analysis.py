@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from testtime.analysis.paired import Difference
 from testtime.cli.app import app
 from testtime.cli.console import console, fail, print_analysis
 from testtime.store import RunStore
@@ -37,8 +38,12 @@ def train_vs_test_command(
     sweep_dir: Path = typer.Argument(..., help="the small model's sweep (run directory)"),
     large_run: Path = typer.Argument(..., help="a larger model's greedy run on the same questions "
                                                "(`run --strategy single --temperature 0`)"),
-    small_pretrain_tokens: float = typer.Option(2e12, help="the small model's pretraining tokens (SmolLM2-135M: 2T)"),
-    large_pretrain_tokens: float = typer.Option(6e12, help="the larger model's pretraining tokens (Gemma 3 270M: 6T)"),
+    # Qwen2.5-Coder 0.5B and 1.5B: Qwen2.5's 18T pretraining tokens (arXiv 2412.15115) continued on 5.5T
+    # (arXiv 2409.12186), the same for both sizes; SmolLM2-135M: 2T (arXiv 2502.02737).
+    small_pretrain_tokens: float = typer.Option(23.5e12, help="the small model's pretraining tokens "
+                                                              "(Qwen2.5-Coder-0.5B: 18T + 5.5T)"),
+    large_pretrain_tokens: float = typer.Option(23.5e12, help="the larger model's pretraining tokens "
+                                                              "(Qwen2.5-Coder-1.5B: 18T + 5.5T)"),
     ratio: list[float] = typer.Option([0.1, 1.0, 10.0], help="R = inference tokens / pretraining tokens; repeat"),
 ):
     """FLOPs-matched: the small model with test-time compute against a larger model answering greedily."""
@@ -49,8 +54,10 @@ def train_vs_test_command(
         fail(f"train-vs-test: {exc}")
     for r in result["rows"]:
         small_side = f"{r['small_best']} {r['small_accuracy']:.1%}" if r["small_best"] else "no swept point fits"
+        verdict = (Difference.from_dict(r["difference"]).describe("the small model", "the larger model")
+                   if r["difference"] else "nothing to compare")
         console.print(f"  R={r['R']:g}: X={r['X']:.1f}; small model {small_side} against the larger model's "
-                      f"greedy {r['large_accuracy']:.1%}: {r['winner']}")
+                      f"greedy {r['large_accuracy']:.1%}: {verdict}")
     print_analysis(small_store)
     small_store.close()
     large_store.close()

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from testtime.analysis.paired import Difference
 from testtime.generators import DTYPES, REPRODUCIBLE_DTYPE, Generator, GeneratorSpec
 from testtime.models import ModelNotFoundError
 from testtime.store import RunStore
@@ -151,15 +152,24 @@ def print_points(scaling: dict) -> None:
         console.print(f"  {what.replace('_', '-')}: not computed ({why}); no {what}.png")
     optimal = scaling.get("compute_optimal")
     for row in (optimal or {}).get("curve", []):
-        if row["efficiency"] is not None:
-            ratio = f"{optimal['baseline']} needs {row['efficiency']:.2f}x the compute to match"
-        elif row["efficiency_at_least"] is not None:
-            ratio = f"{optimal['baseline']} never matches it (>= {row['efficiency_at_least']:.2f}x)"
-        else:
-            ratio = f"{optimal['baseline']}'s cheapest point already matches it (no ratio)"
         console.print(f"  compute-optimal within the cost of {optimal['baseline']}@{row['budget']}: "
                       f"{row['accuracy']:.1%} with {row['tokens']:,.0f} tokens/q (baseline "
-                      f"{row['baseline_accuracy']:.1%}); {ratio}")
+                      f"{row['baseline_accuracy']:.1%}); {efficiency_claim(optimal['baseline'], row)}")
+
+
+def efficiency_claim(baseline: str, row: dict) -> str:
+    """What a compute-optimal curve point supports saying: a ratio only when the paired
+    difference from the baseline excludes zero."""
+    if row["efficiency"] is not None:
+        return f"{baseline} needs {row['efficiency']:.2f}x the compute to match"
+    if row["efficiency_at_least"] is not None:
+        return f"{baseline} never matches it (>= {row['efficiency_at_least']:.2f}x)"
+    same, best = Difference.from_dict(row["versus_baseline"]), row["versus_best_baseline"]
+    if not same.separated:
+        return "no ratio: " + same.describe("the policy", f"{baseline}@{row['budget']}")
+    if row["accuracy"] > row["baseline_accuracy"] and row["baseline_tokens_to_match"] is None:
+        return "no ratio: " + Difference.from_dict(best).describe("the policy", f"{baseline}@{best['budget']}")
+    return f"no ratio: {baseline}'s cheapest point already matches it"
 
 
 def print_analysis(store: RunStore) -> None:

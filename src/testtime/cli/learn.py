@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from testtime.cli.app import app
 from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, progress_bar,
                                   stop_cleanly_on_sigterm, verbose_option, wide_console)
-from testtime.generators import GeneratorSpec, PromptTooLongError, SamplingParams
+from testtime.generators import DEFAULT_MAX_TOKENS, GeneratorSpec, PromptTooLongError, SamplingParams
 from testtime.learn.labels import LABEL_UNIT, LabelParams, label_dataset
 from testtime.models import DEFAULT_MODEL
 from testtime.retry import UpstreamError
@@ -32,14 +32,15 @@ def train_prm(
     rollouts: int = typer.Option(2, help="fresh continuations from each intermediate step prefix"),
     rollout_unsolved: bool = typer.Option(False, help="also roll out questions none of whose samples is right "
                                                       "(else their steps are labelled by their own endings alone)"),
-    max_tokens: int = 256,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     temperature: float = 0.8,
     chunk_size: int = typer.Option(16, help="questions per batched engine call; each chunk is committed when done"),
     backend: str = typer.Option("vllm"),
     model: str = typer.Option(DEFAULT_MODEL, help="the policy whose rollouts make the labels"),
     base_url: Optional[str] = None,
     dtype: str = dtype_option(),
-    feature_model: str = typer.Option(DEFAULT_MODEL, help="the frozen model whose hidden states feed the heads"),
+    feature_model: Optional[str] = typer.Option(None, help="the frozen model whose hidden states feed the heads "
+                                                           "(default: the policy, --model)"),
     layer: int = typer.Option(10, help="decoder layers of the feature model to run (its state after them is the feature)"),
     heldout: float = typer.Option(0.25, help="share of questions held out from training, for the metrics"),
     seed: int = 0,
@@ -59,7 +60,8 @@ def train_prm(
             raise ValueError(f"--heldout must be in [0, 1), got {heldout}")
         tasks = load_dataset(dataset, limit=limit or None, data_root=data_root)
         spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed, dtype=dtype)
-        config = {"dataset": dataset, "limit": limit, "generator": spec.identity(), "labels": params.to_dict(),
+        # How labels are made must match on --resume; how many questions may grow (a longer --limit).
+        config = {"dataset": dataset, "generator": spec.identity(), "labels": params.to_dict(),
                   "seed": seed}
         store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
     except (ValueError, OSError) as exc:
@@ -72,6 +74,7 @@ def train_prm(
     store.write_derived("labels.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if label_only:
         return
+    feature_model = feature_model or model
     try:
         with console.status(f"computing hidden states of {feature_model} (layer {layer}) ..."):
             features = HiddenStates(FeatureSpec(feature_model, layer, params.step_delimiter))

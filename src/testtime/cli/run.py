@@ -12,7 +12,7 @@ import typer
 from testtime.cli.app import app
 from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, print_analysis,
                                   print_results, progress_bar, stop_cleanly_on_sigterm, verbose_option)
-from testtime.generators import BACKENDS, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
+from testtime.generators import BACKENDS, DEFAULT_MAX_TOKENS, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
 from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.params import parse_assignments
 from testtime.retry import UpstreamError
@@ -72,7 +72,7 @@ def run(
     retries: int = typer.Option(5, help="--backend openai: tries per request on faults (backoff with jitter)"),
     temperature: float = 0.8,
     top_p: float = 1.0,
-    max_tokens: int = 512,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     max_model_len: int = 2048,
     dtype: str = dtype_option(),
     seed: list[int] = typer.Option([0], help="sampling seed; repeat for several"),
@@ -178,7 +178,7 @@ def demo(
     backend: str = typer.Option("vllm"),
     model: str = typer.Option(DEFAULT_MODEL),
     base_url: Optional[str] = None,
-    max_tokens: int = 256,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     seed: int = 0,
     dtype: str = dtype_option(),
     out: Path = typer.Option(Path("runs/demo"), help="run directory to write"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from testtime.generators.base import (
+    DEFAULT_MAX_TOKENS,
     Completion,
     GenerationRequest,
     GenerationResult,

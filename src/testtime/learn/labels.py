@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 from testtime.answers import answers_match, extract_answer
-from testtime.generators.base import GenerationRequest
+from testtime.generators.base import DEFAULT_MAX_TOKENS, GenerationRequest
 from testtime.steps import DEFAULT_STEP_DELIMITER, split_steps
 from testtime.store import RunStore
 from testtime.strategies.base import Context
@@ -32,7 +32,7 @@ LABEL_UNIT = "labels"
 class LabelParams:
     samples: int = 6  # solutions sampled per question
     rollouts: int = 2  # fresh continuations from each intermediate step prefix
-    max_tokens: int = 256
+    max_tokens: int = DEFAULT_MAX_TOKENS
     temperature: float = 0.8
     rollout_unsolved: bool = False
     step_delimiter: str = DEFAULT_STEP_DELIMITER

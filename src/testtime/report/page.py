@@ -89,20 +89,28 @@ def difficulty_table(difficulty: dict) -> str:
 
 
 def efficiency(row: dict) -> str:
+    """A ratio only where the paired difference from the baseline excludes zero (see analysis.paired)."""
     if row.get("efficiency") is not None:
         return f"{row['efficiency']:.2f}×"
     if row.get("efficiency_at_least") is not None:
         return f"≥ {row['efficiency_at_least']:.2f}×"  # the baseline never matches: only a lower bound
+    if not row["versus_baseline"]["separated"]:
+        return "not separated"
     return "—"
+
+
+def difference(row: dict) -> str:
+    d = row["versus_baseline"]
+    return f"{d['difference'] * 100:+.1f} pp ({d['ci95'][0] * 100:+.1f} to {d['ci95'][1] * 100:+.1f})"
 
 
 def efficiency_table(optimal: dict) -> str:
     base = optimal["baseline"]
     # The intervals are in the plot; the table stays narrow enough for its half-width panel.
     rows = [[f"{base}@{c['budget']}", c["limit_tokens"], c["accuracy"], c["tokens"], c["baseline_accuracy"],
-             c.get("baseline_tokens_to_match"), efficiency(c)] for c in optimal["curve"]]
+             difference(c), c.get("baseline_tokens_to_match"), efficiency(c)] for c in optimal["curve"]]
     headers = ["baseline budget", "token limit", "policy accuracy", "policy tokens", "baseline accuracy",
-               "baseline tokens to match", "efficiency"]
+               "policy − baseline (paired 95% CI)", "baseline tokens to match", "efficiency"]
     return table(headers, rows)
 
 
@@ -163,7 +171,8 @@ def render(scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> st
         plot_or_note("compute-optimal", figures.compute_optimal_figure(scaling), figs)
         + (efficiency_table(optimal) if optimal and optimal.get("curve") else ""),
         "Per-difficulty choice of strategy under each baseline budget's token limit, scored on held-out "
-        "questions; efficiency = baseline tokens to match ÷ policy tokens"
+        "questions; efficiency = baseline tokens to match ÷ policy tokens, given only where the paired "
+        "bootstrap interval of policy − baseline on the same questions excludes zero"
         + (f" (probe: {optimal['probe']} samples)." if optimal else ".")))
     difficulty = scaling.get("difficulty")
     sections.append(panel(

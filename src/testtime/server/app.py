@@ -15,6 +15,7 @@ import json
 import queue
 import signal
 import time
+from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -23,7 +24,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from testtime.generators.base import Generator, Prompt, SamplingParams
-from testtime.models import DEFAULT_MODEL
 from testtime.params import ParameterError, parameters
 from testtime.selection import Candidate
 from testtime.server import protocol
@@ -59,8 +59,8 @@ class Metrics:
 
 
 def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
-    if config.served_model is None:
-        config = dataclasses.replace(config, served_model=DEFAULT_MODEL)
+    if config.served_model is None:  # the model's own name: an embedded model's folder is named after it
+        config = dataclasses.replace(config, served_model=Path(str(getattr(generator, "model", "model"))).name)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):

@@ -6,6 +6,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from testtime.generators.base import DEFAULT_MAX_TOKENS
+
 
 @dataclass
 class ServerConfig:
@@ -21,7 +23,7 @@ class ServerConfig:
     # Files a request may name, by name only: {"easy-first": "runs/sweep1/policy.json"} lets a client ask
     # for compute_optimal with "params": {"policy": "easy-first"}. With none, compute_optimal is not served.
     policies: dict[str, str] = field(default_factory=dict)
-    max_tokens: int = 512
+    max_tokens: int = DEFAULT_MAX_TOKENS
     # caps, enforced whatever the client asks
     max_budget: int = 64
     max_n: int = 8
