@@ -10,7 +10,8 @@ import stat
 import numpy as np
 import pytest
 
-from testtime.analysis.verifier_eval import PoolQuestion, auroc, best_of_n_accuracy, best_of_n_table
+from testtime.analysis.verifier_eval import (PoolQuestion, auroc, best_of_n_accuracy, best_of_n_table, comparisons,
+                                             outcome_auroc)
 from testtime.heads.artifact import ArtifactError, HeadArtifact
 from testtime.heads.features import FeatureSpec
 from testtime.heads.head import ALPHAS, choose_alpha, fit_value_head
@@ -73,13 +74,39 @@ def test_exact_best_of_n_matches_every_subset(seed):
 def test_best_of_n_table_has_every_selector_with_intervals():
     questions = [PoolQuestion("a", ["1", "1", "2", "3"], [True, True, False, False], {"v": [0.9, 0.2, 0.8, 0.1]}),
                  PoolQuestion("b", ["5", "6", "6", "6"], [True, False, False, False], {"v": [0.1, 0.2, 0.3, 0.4]})]
-    rows = best_of_n_table(questions, [1, 4])
+    rows, values = best_of_n_table(questions, [1, 4])
     cell = {(r["selector"], r["n"]): r for r in rows}
-    assert cell[("v", 4)]["accuracy"] == 0.5  # picks the right one on a, the wrong one on b
+    assert cell[("best-of-N by v", 4)]["accuracy"] == 0.5  # picks the right one on a, the wrong one on b
+    # The weighted vote at 4: on a, '1' (0.9 + 0.2) beats '2' (0.8); on b, '6' (0.9) beats '5' (0.1).
+    # At 1 it is one random sample (replayed on 256 orders: near pass@1).
+    assert cell[("weighted vote by v", 4)]["accuracy"] == 0.5
+    assert cell[("weighted vote by v", 1)]["accuracy"] == pytest.approx(0.375, abs=0.06)
     assert cell[("majority", 4)]["accuracy"] == 0.5  # '1' wins a, '6' wins b
     assert cell[("pass@N (oracle)", 4)]["accuracy"] == 1.0
-    assert cell[("v", 1)]["accuracy"] == pytest.approx((0.5 + 0.25) / 2)  # best-of-1 is pass@1
+    assert cell[("best-of-N by v", 1)]["accuracy"] == pytest.approx((0.5 + 0.25) / 2)  # best-of-1 is pass@1
     assert all(r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] for r in rows)
+    assert values[4]["majority"] == [1.0, 0.0]
+
+
+def test_comparisons_are_paired_and_say_whether_they_separate():
+    # 30 questions: majority right on the first 20, one sample on a quarter of each, the weighted vote on
+    # the same 20 plus one (not separated from majority).
+    one = [0.25] * 30
+    majority = [1.0] * 20 + [0.0] * 10
+    weighted = [1.0] * 21 + [0.0] * 9
+    rows = comparisons({1: {"majority": one}, 16: {"majority": majority, "weighted vote by prm": weighted,
+                                                    "best-of-N by prm": weighted}}, "prm")
+    by = {(r["a"], r["b"]): r for r in rows}
+    assert not by[("weighted vote by prm @16", "majority @16")]["separated"]
+    assert by[("majority @16", "one sample")]["separated"]
+    assert by[("majority @16", "one sample")]["difference"] == pytest.approx(20 / 30 - 0.25)
+
+
+def test_outcome_auroc_ranks_candidates_over_the_whole_pool():
+    questions = [PoolQuestion("a", ["1", "2"], [True, False], {"v": [0.9, 0.1]}),
+                 PoolQuestion("b", ["3", "4"], [False, True], {"v": [0.5, 0.4]})]
+    # Positives 0.9, 0.4; negatives 0.1, 0.5: 3 of 4 pairs ordered right.
+    assert outcome_auroc(questions) == {"v": 0.75}
 
 
 def test_heldout_split_is_stable_and_near_its_share():

@@ -27,8 +27,9 @@ def test_verifier_options_reach_the_constructor_or_are_refused_by_name(tmp_path)
         (dict(name="orm", aggregation="min"), "verifier 'orm' scores whole solutions: aggregation does not apply"),
         (dict(name="arithmetic", model="somewhere"), "verifier 'arithmetic' takes no model"),
         (dict(name="arithmetic", options=options("colour=red")), "verifier 'arithmetic' does not take colour; it takes:"),
-        (dict(name="llm_judge"), "verifier 'llm_judge' needs generator (an object"),
+        (dict(name="llm_judge"), "verifier 'llm_judge' needs generator"),
         (dict(name="served"), "verifier 'served' needs url"),
+        (dict(name="llm_judge", model="nowhere"), "verifier 'llm_judge': 'nowhere' is neither an embedded model (smollm2"),
         (dict(name=None, model="somewhere"), "apply to a verifier: name a verifier too"),
         (dict(name="prm", model=str(tmp_path)), "no artifact.json"),
     ]

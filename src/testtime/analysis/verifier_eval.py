@@ -19,6 +19,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from testtime.analysis.estimators import bootstrap_interval, pass_at_k, replay, sample_orders
+from testtime.analysis.paired import paired_difference
 from testtime.answers import answers_match, normalize_answer
 from testtime.selection import Candidate
 
@@ -65,34 +66,74 @@ def pool_questions(lines: Sequence[dict]) -> list[PoolQuestion]:
             for line in lines]
 
 
-def majority_accuracy(question: PoolQuestion, n: int, orders: np.ndarray) -> float:
+def vote_accuracy(question: PoolQuestion, n: int, orders: np.ndarray, scores: Sequence[float] | None = None) -> float:
+    """Majority vote (``scores`` None) or the verifier-weighted vote of a random n-subset, replayed on
+    ``orders`` with the strategies' own rules."""
     from testtime.strategies import Strategy
 
-    candidates = [Candidate(text="", answer=a, key=normalize_answer(a)) for a in question.answers]
-    return replay(Strategy.create("majority", budget=n), candidates, question.correct, orders).accuracy
+    rule = Strategy.create("majority" if scores is None else "weighted_best_of_n", budget=n)
+    scores = [None] * len(question.answers) if scores is None else scores
+    candidates = [Candidate(text="", answer=a, key=normalize_answer(a), score=s)
+                  for a, s in zip(question.answers, scores)]
+    return replay(rule, candidates, question.correct, orders).accuracy
 
 
 def budgets_up_to(size: int) -> list[int]:
     return [2**i for i in range(size.bit_length()) if 2**i <= size]
 
 
+def per_question_accuracy(questions: Sequence[PoolQuestion], n: int, pool_orders: np.ndarray) -> dict[str, list[float]]:
+    """Each selector's expected correctness on each question at N = n: best-of-N and the weighted vote by
+    every score, majority, and pass@N as the ceiling."""
+    size = pool_orders.shape[1]
+    out = {}
+    for name in sorted({name for q in questions for name in q.scores}):
+        out[f"best-of-N by {name}"] = [best_of_n_accuracy(q.scores[name][:size], q.correct[:size], n)
+                                       for q in questions]
+        out[f"weighted vote by {name}"] = [vote_accuracy(q, n, pool_orders, q.scores[name][:size])
+                                           for q in questions]
+    out["majority"] = [vote_accuracy(q, n, pool_orders) for q in questions]
+    out["pass@N (oracle)"] = [pass_at_k(size, sum(q.correct[:size]), n) for q in questions]
+    return out
+
+
 def best_of_n_table(questions: Sequence[PoolQuestion], budgets: Sequence[int], orders: int = 256,
-                    seed: int = 0) -> list[dict]:
-    """One row per selector and N: mean accuracy over questions and its 95 % interval."""
+                    seed: int = 0) -> tuple[list[dict], dict[int, dict[str, list[float]]]]:
+    """One row per selector and N (mean accuracy over questions, 95 % interval), and the per-question
+    values behind them, by N, for paired comparisons."""
     rng = np.random.default_rng(seed)
     size = min(len(q.correct) for q in questions)
     pool_orders = sample_orders(size, orders, rng)
-    selectors = sorted({name for q in questions for name in q.scores})
-    rows = []
+    rows, values_by_n = [], {}
     for n in budgets:
-        per_selector = {name: [best_of_n_accuracy(q.scores[name][:size], q.correct[:size], n) for q in questions]
-                        for name in selectors}
-        per_selector["majority"] = [majority_accuracy(q, n, pool_orders) for q in questions]
-        per_selector["pass@N (oracle)"] = [pass_at_k(size, sum(q.correct[:size]), n) for q in questions]
+        values_by_n[n] = per_selector = per_question_accuracy(questions, n, pool_orders)
         for name, values in per_selector.items():
             low, high = bootstrap_interval(values, seed=seed)
             rows.append({"selector": name, "n": n, "accuracy": float(np.mean(values)), "ci95": [low, high]})
-    return rows
+    return rows, values_by_n
+
+
+def comparisons(values_by_n: dict[int, dict[str, list[float]]], verifier: str, seed: int = 0) -> list[dict]:
+    """The paired differences the Lightman-style claim rests on, at the largest N: the verifier's
+    weighted vote and best-of-N against majority, majority against one sample."""
+    n = max(values_by_n)
+    at_n, one = values_by_n[n], values_by_n[min(values_by_n)]["majority"]  # majority@1 is one sample
+    pairs = [(f"weighted vote by {verifier}", "majority"), (f"best-of-N by {verifier}", "majority"),
+             (f"weighted vote by {verifier}", "one sample"), ("majority", "one sample")]
+    out = []
+    for a, b in pairs:
+        if a not in at_n:
+            continue
+        diff = paired_difference(at_n[a], one if b == "one sample" else at_n[b], seed=seed)
+        out.append({"a": f"{a} @{n}", "b": b if b == "one sample" else f"{b} @{n}", **diff.to_dict()})
+    return out
+
+
+def outcome_auroc(questions: Sequence[PoolQuestion]) -> dict[str, float | None]:
+    """Per score: AUROC of a candidate's score against its correctness, over every candidate of the pool."""
+    names = sorted({name for q in questions for name in q.scores})
+    return {name: auroc([s for q in questions for s in q.scores[name]], [c for q in questions for c in q.correct])
+            for name in names}
 
 
 def heldout_step_auroc(records: Sequence[dict], verifier, delimiter: str) -> float | None:
@@ -111,9 +152,10 @@ def heldout_step_auroc(records: Sequence[dict], verifier, delimiter: str) -> flo
     return auroc(scores, labels)
 
 
-def score_pool(lines: Sequence[dict], questions: Sequence[PoolQuestion], prm, orm, arithmetic,
+def score_pool(lines: Sequence[dict], questions: Sequence[PoolQuestion], prm, orm, arithmetic, judge=None,
                on_question=None) -> None:
-    """Fill each question's scores: the PRM under three aggregations, the ORM, the arithmetic verifier."""
+    """Fill each question's scores: the PRM under three aggregations, the ORM, the arithmetic verifier,
+    and an LLM judge where one is given."""
     from testtime.verifiers import Aggregation, Solution, aggregate
 
     for line, question in zip(lines, questions):
@@ -123,5 +165,7 @@ def score_pool(lines: Sequence[dict], questions: Sequence[PoolQuestion], prm, or
             question.scores[f"prm ({how.value})"] = [aggregate(s, how) for s in steps]
         question.scores["orm"] = orm.score(solutions)
         question.scores["arithmetic"] = arithmetic.score(solutions)
+        if judge is not None:
+            question.scores["llm judge"] = judge.score(solutions)
         if on_question:
             on_question()

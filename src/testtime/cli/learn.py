@@ -17,6 +17,7 @@ from testtime.generators import DEFAULT_MAX_TOKENS, GeneratorSpec, PromptTooLong
 from testtime.learn.labels import LABEL_UNIT, LabelParams, label_dataset
 from testtime.models import DEFAULT_MODEL
 from testtime.retry import UpstreamError
+from testtime.specs import make_verifier
 from testtime.store import RunStore
 from testtime.strategies import Context
 from testtime.tasks import load_dataset
@@ -134,12 +135,15 @@ def eval_verifier(
     artifact: Optional[Path] = typer.Option(None, help="trained verifier folder (default: the shipped one)"),
     max_n: int = typer.Option(64, help="largest N of best-of-N (at most the pool's size)"),
     limit: Optional[int] = typer.Option(None, help="use only the pool's first N questions"),
+    judge: Optional[str] = typer.Option(None, help="also score the pool with this model as an LLM judge "
+                                                   "(an embedded model or a folder; a second engine)"),
     seed: int = 0,
 ):
     """Step-level AUROC on held-out labelled steps, and best-of-N by N for PRM, ORM, arithmetic and majority."""
 
-    from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, heldout_step_auroc,
-                                                 pool_questions, score_pool)
+    from testtime.analysis.paired import Difference
+    from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, comparisons, heldout_step_auroc,
+                                                 outcome_auroc, pool_questions, score_pool)
     from testtime.heads.artifact import HeadArtifact, resolve_artifact
     from testtime.verifiers import Verifier
 
@@ -156,6 +160,7 @@ def eval_verifier(
         size = min(len(line["candidates"]) for line in lines)
         if max_n > size:
             raise ValueError(f"--max-n {max_n} is larger than the pool's {size} samples per question")
+        judged = make_verifier("llm_judge", model=judge) if judge else None
     except (ValueError, OSError) as exc:
         fail(f"eval-verifier: {exc}")
     with console.status("loading the verifiers ..."):
@@ -177,12 +182,24 @@ def eval_verifier(
     started = time.perf_counter()
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("", total=len(lines))
-        score_pool(lines, questions, prm, orm, arithmetic, on_question=lambda: progress.advance(bar))
+        with engine_log(pool_run / "engine.log" if judged else None):
+            score_pool(lines, questions, prm, orm, arithmetic, judge=judged, on_question=lambda: progress.advance(bar))
     scoring_seconds = time.perf_counter() - started
-    rows = best_of_n_table(questions, budgets_up_to(max_n), seed=seed)
+    if judged:
+        judged.close()
+    rows, values_by_n = best_of_n_table(questions, budgets_up_to(max_n), seed=seed)
     _print_best_of_n(rows, len(lines), size)
+    outcome = outcome_auroc(questions)
+    console.print(f"outcome AUROC (a candidate's score against its correctness, all {len(lines) * size} candidates):")
+    for name, value in outcome.items():
+        console.print(f"  {name}: {'n/a' if value is None else f'{value:.3f}'}")
+    paired = {name: comparisons(values_by_n, name, seed=seed) for name in sorted(questions[0].scores)}
+    console.print("paired differences on the same questions (95% bootstrap CI):")
+    for row in paired.get("prm (product)", []) + paired.get("orm", [])[:2]:
+        console.print(f"  {Difference.from_dict(row).describe(row['a'], row['b'])}")
     result = {"artifact": str(folder), "pool_run": str(pool_run), "questions": len(lines), "pool_size": size,
               "heldout_steps": held_steps, "heldout_questions": len(held_records), "step_auroc": step_auroc,
+              "outcome_auroc": outcome, "comparisons": paired, "judge": judge,
               "scoring_seconds": round(scoring_seconds, 1), "best_of_n": rows,
               "scores": [{"id": q.id, **q.scores} for q in questions]}
     path = store.write_derived("verifier_eval.json", json.dumps(result, indent=1) + "\n")
