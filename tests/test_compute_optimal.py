@@ -150,6 +150,12 @@ def test_a_weak_policy_within_noise_of_best_of_n_gets_no_efficiency_claim():
     said = " ".join(captured.get().split())
     assert "never matches" not in said and "needs" not in said
     assert said.count("are not separated") == len(curve)
+    # The best strategy per difficulty level is no winner either: the report says so.
+    levels = [row for row in scaling["difficulty"]["oracle"] if row["questions"]]
+    assert levels and all(not row["versus_next"]["separated"] for row in levels)
+    from testtime.report.page import difficulty_table
+
+    assert "not separated from" in difficulty_table(scaling["difficulty"])
 
 
 def test_a_paired_difference_is_separated_only_when_its_interval_excludes_zero():

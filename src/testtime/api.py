@@ -40,7 +40,7 @@ class Solver:
         self.sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
         self.template = PromptTemplate(system=system_prompt)
         self.verifier = verifier if isinstance(verifier, Verifier) else make_verifier(
-            verifier, aggregation=aggregation, model=verifier_model, options=verifier_options)
+            verifier, aggregation=aggregation, model=verifier_model, options=verifier_options, policy=model)
         self.spec = GeneratorSpec(backend, model, base_url=base_url, api_key=api_key, seed=seed,
                                   max_model_len=max_model_len, dtype=dtype)
         self.seed = seed

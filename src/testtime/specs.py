@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from testtime.heads.artifact import shipped_artifact
 from testtime.params import ParameterError, parse_settings
 from testtime.runner import Unit
 from testtime.strategies import ParallelStrategy, Strategy
@@ -18,10 +19,13 @@ from testtime.verifiers import ProcessVerifier, Verifier
 
 
 def make_verifier(name: str | None, *, aggregation: str | None = None, model: str | None = None,
-                  options: Mapping[str, Any] | None = None, text: bool = False) -> Verifier | None:
+                  options: Mapping[str, Any] | None = None, text: bool = False,
+                  policy: str | None = None) -> Verifier | None:
     """The named verifier (None for no verifier or "none"); ``text``: option values are command-line text.
 
-    ``model`` fills the verifier's model parameter (a checkpoint, an artifact folder, a URL)."""
+    ``model`` fills the verifier's model parameter (a checkpoint, an artifact folder, a URL). Without
+    one, a trained verifier (``prm``, ``orm``) loads the artifact shipped for ``policy``, the model
+    whose solutions it will score, where one ships; else the default model's."""
     options = dict(options or {})
     if name is None or name == "none":
         if aggregation:
@@ -37,6 +41,8 @@ def make_verifier(name: str | None, *, aggregation: str | None = None, model: st
         if not issubclass(cls, ProcessVerifier):
             raise ParameterError(f"{owner} scores whole solutions: aggregation does not apply")
         options["aggregation"] = aggregation
+    if model is None and cls.model_parameter == "artifact" and policy and shipped_artifact(policy):
+        model = str(shipped_artifact(policy))
     if model is not None:
         if not cls.model_parameter:
             raise ParameterError(f"{owner} takes no model")

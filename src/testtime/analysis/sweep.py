@@ -249,9 +249,15 @@ class SweepAnalysis:
             if rows.size == 0:
                 out.append({"level": level, "questions": 0})
                 continue
-            scored = [p for p in self.points if p.strategy != PASS_AT_K]
-            best = max(scored, key=lambda p: (p.correct[rows].mean(), -p.cost.tokens[rows].mean()))
+            scored = sorted((p for p in self.points if p.strategy != PASS_AT_K),
+                            key=lambda p: (-p.correct[rows].mean(), p.cost.tokens[rows].mean()))
+            best = scored[0]
+            # "Best" is a claim only where it is separated from the runner-up on this level's questions.
+            runner_up = scored[1] if len(scored) > 1 else None
+            versus = paired_difference(best.correct[rows], runner_up.correct[rows], seed=self.seed) if runner_up else None
             out.append({"level": level, "questions": int(rows.size), "best": f"{best.strategy}@{best.budget}",
+                        "versus_next": None if versus is None else
+                        {"strategy": f"{runner_up.strategy}@{runner_up.budget}", **versus.to_dict()},
                         "accuracy": float(best.correct[rows].mean()), "tokens": float(best.cost.tokens[rows].mean()),
                         "points": {f"{p.strategy}@{p.budget}": float(p.correct[rows].mean()) for p in scored}})
         return out

@@ -42,7 +42,9 @@ def train_prm(
     dtype: str = dtype_option(),
     feature_model: Optional[str] = typer.Option(None, help="the frozen model whose hidden states feed the heads "
                                                            "(default: the policy, --model)"),
-    layer: int = typer.Option(10, help="decoder layers of the feature model to run (its state after them is the feature)"),
+    layer: int = typer.Option(8, help="decoder layers of the feature model to run (its state after them is the feature)"),
+    feature_dtype: str = typer.Option("auto", help="float32, bfloat16, or auto: bfloat16 where the CPU computes "
+                                                   "it natively (about twice as fast), else float32"),
     heldout: float = typer.Option(0.25, help="share of questions held out from training, for the metrics"),
     seed: int = 0,
     resume: bool = typer.Option(False, help="continue the labelling in --out (settings must match)"),
@@ -51,6 +53,7 @@ def train_prm(
     verbose: bool = verbose_option(),
 ):
     """Train a PRM (and the ORM baseline) for a policy model from its own Monte Carlo rollouts."""
+    from testtime.generators.vllm_engine import resolve_dtype
     from testtime.heads.features import FeatureSpec, HiddenStates
     from testtime.learn.train import train_heads
 
@@ -78,9 +81,10 @@ def train_prm(
     feature_model = feature_model or model
     try:
         with console.status(f"computing hidden states of {feature_model} (layer {layer}) ..."):
-            features = HiddenStates(FeatureSpec(feature_model, layer, params.step_delimiter))
+            dtype = "float32" if resolve_dtype(feature_dtype) == "float16" else resolve_dtype(feature_dtype)
+            features = HiddenStates(FeatureSpec(feature_model, layer, params.step_delimiter, dtype=dtype))
         artifact = train_heads(records, features, heldout_fraction=heldout, seed=seed,
-                               log=lambda m: console.print(m), cache=out / f"features-layer{layer}.npz")
+                               log=lambda m: console.print(m), cache=out / f"features-layer{layer}-{dtype}.npz")
     except ValueError as exc:
         fail(f"train-prm: {exc}")
     artifact.meta["labels"] = {**config, "label_seconds": round(label_seconds, 1),

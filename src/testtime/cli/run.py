@@ -13,6 +13,7 @@ from testtime.cli.app import app
 from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, print_analysis,
                                   print_results, progress_bar, stop_cleanly_on_sigterm, verbose_option)
 from testtime.generators import BACKENDS, DEFAULT_MAX_TOKENS, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
+from testtime.heads.artifact import shipped_artifact
 from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.params import parse_assignments
 from testtime.retry import UpstreamError
@@ -23,7 +24,7 @@ from testtime.tasks import FieldMap, load_dataset
 from testtime.verifiers import Verifier
 from testtime.workflows import execute_plan
 
-DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency", "beam_search")
+DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "beam_search")
 
 
 @app.command("sweep", context_settings={"default_map": {"pool": True}},
@@ -93,7 +94,7 @@ def run(
             fields = FieldMap(question=question_field or "question", answer=answer_field or "answer")
         tasks = load_dataset(dataset, limit=limit, data_root=data_root, fields=fields)
         texts = parse_assignments("--param", param) | ({"delimiter": delimiter} if delimiter is not None else {})
-        ver = make_verifier(verifier, aggregation=aggregation, model=verifier_model, text=True,
+        ver = make_verifier(verifier, aggregation=aggregation, model=verifier_model, text=True, policy=model,
                             options=parse_assignments("--verifier-option", verifier_option))
         units = strategy_units(strategy, budget, seed, ver, params={k: v for k, v in flags.items() if v is not None},
                                texts=texts)
@@ -169,10 +170,10 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
 @app.command()
 def demo(
     limit: int = typer.Option(20, help="questions from the shipped GSM8K sample (30 ship)"),
-    max_budget: int = typer.Option(16, help="pool size: parallel strategies are estimated at budgets 1, 2, 4, ... up to it"),
+    max_budget: int = typer.Option(8, help="pool size: parallel strategies are estimated at budgets 1, 2, 4, ... up to it"),
     strategy: list[str] = typer.Option(list(DEMO_STRATEGIES), "--strategy",
                                        help="a strategy to include; repeat for several"),
-    search_budget: int = typer.Option(2, help="budget of the step-level searches (they run for real)"),
+    search_budget: int = typer.Option(4, help="budget of the step-level searches (they run for real)"),
     param: list[str] = typer.Option(["width=2"], "--param",
                                     help="a strategy parameter NAME=VALUE for the strategies that take it"),
     backend: str = typer.Option("vllm"),
@@ -188,12 +189,14 @@ def demo(
 
     One pool of samples per question (drawn once, in one batched call) gives every
     parallel strategy at every budget; each is charged only for the samples it uses.
-    Step-level searches run for real. The analysis, policy.json and report.html
-    are written to the run directory.
+    Step-level searches run for real. The verifier is the PRM shipped for the model
+    (the arithmetic checker for a model without one). The analysis, policy.json and
+    report.html are written to the run directory.
     """
     try:
         tasks = load_dataset("sample", limit=limit)
-        verifier = make_verifier("arithmetic", aggregation="product")
+        verifier_name = "prm" if shipped_artifact(model) else "arithmetic"
+        verifier = make_verifier(verifier_name, aggregation="product", policy=model)
         units = strategy_units(list(dict.fromkeys(strategy)), [search_budget], [seed], verifier,
                                texts=parse_assignments("--param", param), unused="ignore")
         asked = len(units)
@@ -207,7 +210,7 @@ def demo(
     sampling = SamplingParams(max_tokens=max_tokens)
     store = RunStore.start(out, {"dataset": "sample", "demo": True, "pool_strategies": pooled, **plan.config()},
                            overwrite=True)
-    meta = {"dataset": "sample", "model": model, "verifier": "arithmetic", "sampling": asdict(sampling), "seed": seed}
+    meta = {"dataset": "sample", "model": model, "verifier": verifier_name, "sampling": asdict(sampling), "seed": seed}
     solve(plan, spec, verifier, sampling, store, meta, asked=asked, ray=None, workers=0, verbose=verbose)
     store.export()
     print_analysis(store)

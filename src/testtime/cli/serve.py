@@ -41,7 +41,7 @@ def serve(
         settings = ServerConfig.from_file(config) if config else ServerConfig()
         spec = GeneratorSpec(backend, model, base_url=base_url, seed=seed, max_model_len=max_model_len, dtype=dtype)
         if settings.verifier is not None:
-            make_verifier(settings.verifier)  # a default verifier that cannot be built stops here, not per request
+            make_verifier(settings.verifier, policy=model)  # one that cannot be built stops here, not per request
         for name, path in settings.policies.items():
             if not Path(path).is_file():
                 raise ValueError(f"policies.{name}: {path} is no file")

@@ -29,7 +29,6 @@ from testtime.heads.head import ValueHead
 FORMAT = "testtime-value-head"
 VERSION = 1
 HEADS = ("prm", "orm")
-DEFAULT_ARTIFACT = "smollm2-gsm8k"  # shipped in testtime/data/verifiers/
 
 
 class ArtifactError(ValueError):
@@ -95,9 +94,21 @@ class HeadArtifact:
         return cls(feature=FeatureSpec(**doc["feature"]), heads=heads, meta=meta, records=records)
 
 
+def shipped_artifact(policy: str) -> Path | None:
+    """The PRM/ORM shipped in the package for an embedded policy model (trained on its own GSM8K-train
+    samples), or None where none ships."""
+    folder = Path(str(resources.files("testtime") / "data" / "verifiers" / f"{policy}-gsm8k"))
+    return folder if (folder / "artifact.json").exists() else None
+
+
 def default_artifact_path() -> Path:
-    """The PRM/ORM trained for the embedded model on GSM8K train, shipped in the package."""
-    return Path(str(resources.files("testtime") / "data" / "verifiers" / DEFAULT_ARTIFACT))
+    """The artifact shipped for the default model: what `prm` and `orm` load when given none."""
+    from testtime.models import DEFAULT_MODEL
+
+    folder = shipped_artifact(DEFAULT_MODEL)
+    if folder is None:
+        raise ArtifactError(f"no PRM/ORM artifact ships for {DEFAULT_MODEL}; name one with --verifier-model")
+    return folder
 
 
 def resolve_artifact(folder: str | Path | None) -> Path:

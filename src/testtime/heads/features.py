@@ -23,6 +23,9 @@ class FeatureSpec:
     layer: int  # decoder layers kept (the feature is the normed state after them)
     step_delimiter: str = "\n\n"
     max_length: int = 1024
+    # The dtype the states are computed in: bfloat16 runs about twice as fast on a CPU with AVX-512 BF16
+    # (its last bits differ from float32's, so an artifact records the one it was trained on).
+    dtype: str = "float32"
 
 
 class HiddenStates:
@@ -37,7 +40,9 @@ class HiddenStates:
         folder = resolve_model(spec.model)
         self.spec, self.batch_size = spec, batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).model
+        if spec.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"feature dtype must be float32 or bfloat16, got {spec.dtype!r}")
+        base = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, spec.dtype)).model
         total = len(base.layers)
         if not 1 <= spec.layer <= total:
             raise ValueError(f"feature layer must be in 1..{total} for {spec.model}, got {spec.layer}")
@@ -83,7 +88,7 @@ class HiddenStates:
             with torch.no_grad():
                 states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
             for row, i in enumerate(batch):
-                out[i] = (states[row, encoded[i][1]].numpy().astype(np.float32), len(encoded[i][0]))
+                out[i] = (states[row, encoded[i][1]].float().numpy(), len(encoded[i][0]))
         return out  # type: ignore[return-value]
 
 

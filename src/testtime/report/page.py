@@ -80,7 +80,15 @@ def plot_or_note(key: str, result: tuple[dict | None, str | None], figs: dict) -
 
 def difficulty_table(difficulty: dict) -> str:
     def cells(row: dict) -> list:
-        return [row["questions"], row.get("best", "—"), row.get("accuracy"), row.get("tokens")]
+        return [row["questions"], best(row), row.get("accuracy"), row.get("tokens")]
+
+    def best(row: dict) -> str:
+        versus = row.get("versus_next")
+        if "best" not in row:
+            return "—"
+        if versus and not versus["separated"]:  # only the highest, not a winner
+            return f"{row['best']} (not separated from {versus['strategy']})"
+        return row["best"]
     rows = [[f"L{o['level']}", *cells(o), *cells(p)]
             for o, p in zip(difficulty.get("oracle") or [], difficulty.get("predicted") or [])]
     headers = ["level", "oracle: questions", "best", "accuracy", "tokens",

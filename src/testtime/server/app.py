@@ -59,8 +59,11 @@ class Metrics:
 
 
 def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
-    if config.served_model is None:  # the model's own name: an embedded model's folder is named after it
-        config = dataclasses.replace(config, served_model=Path(str(getattr(generator, "model", "model"))).name)
+    # The model's own name (an embedded model's folder is named after it): what clients call it by default,
+    # and the policy whose shipped PRM/ORM a request's `prm` / `orm` loads.
+    policy = Path(str(getattr(generator, "model", "model"))).name
+    if config.served_model is None:
+        config = dataclasses.replace(config, served_model=policy)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -77,7 +80,7 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
                 raise ApiError(400, f"unknown verifier {name!r}; known: {', '.join(sorted(Verifier.registry))}",
                                param="testtime.verifier")
             try:
-                verifiers[name] = make_verifier(name)
+                verifiers[name] = make_verifier(name, policy=policy)
             except (ValueError, OSError) as exc:
                 raise ApiError(400, f"{exc}; this server cannot build it for a request", param="testtime.verifier")
         return verifiers[name]
