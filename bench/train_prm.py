@@ -8,59 +8,29 @@ goes on from there, and a larger --questions labels only the new questions.
 
     .venv/bin/python bench/train_prm.py --stage label --questions 320      # resumable
     .venv/bin/python bench/train_prm.py --stage snapshot                    # then commit bench/data/
-    .venv/bin/python bench/train_prm.py --stage train --layer 12 --layer 24 # one artifact per layer
+    .venv/bin/python bench/train_prm.py --stage train --layer 8 --layer 4   # one artifact per layer
     .venv/bin/python bench/train_prm.py --stage pool                        # GSM8K test pool of 16
-    .venv/bin/python bench/train_prm.py --stage eval --layer 12             # verifier_eval.json
-    .venv/bin/python bench/train_prm.py --stage ship --layer 12             # into the package
+    .venv/bin/python bench/train_prm.py --stage eval --layer 8              # verifier_eval.json
+    .venv/bin/python bench/train_prm.py --stage ship --layer 8              # into the package
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from snapshots import REPO, restore, snapshot
+
 TESTTIME = [sys.executable, "-m", "testtime"]
-SNAPSHOTS = REPO / "bench" / "data"
 
 
 def step(args: list[str], resume_if: Path) -> None:
     resume = ["--resume"] if resume_if.exists() else []
     print("$ testtime", " ".join(args + resume), flush=True)
     subprocess.run(TESTTIME + args + resume, check=True)
-
-
-def snapshot_path(model: str) -> Path:
-    return SNAPSHOTS / f"prm-labels-{model}.db.gz"
-
-
-def restore(out: Path, model: str) -> None:
-    """A fresh machine starts from the committed labels, not from nothing."""
-    snapshot = snapshot_path(model)
-    if (out / "run.db").exists() or not snapshot.exists():
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    with gzip.open(snapshot, "rb") as src, open(out / "run.db", "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    print(f"restored the labels from {snapshot.relative_to(REPO)}")
-
-
-def snapshot(out: Path, model: str) -> None:
-    """A consistent copy of the store (sqlite's backup, WAL included), compressed."""
-    SNAPSHOTS.mkdir(parents=True, exist_ok=True)
-    copy = out / "snapshot.db"
-    copy.unlink(missing_ok=True)
-    with sqlite3.connect(out / "run.db") as src, sqlite3.connect(copy) as dst:
-        src.backup(dst)
-    with open(copy, "rb") as src, gzip.open(snapshot_path(model), "wb", compresslevel=9) as dst:
-        shutil.copyfileobj(src, dst)
-    copy.unlink()
-    print(f"wrote {snapshot_path(model).relative_to(REPO)} ({snapshot_path(model).stat().st_size:,} bytes)")
 
 
 def main() -> None:
@@ -78,23 +48,26 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/prm"))
     parser.add_argument("--stage", choices=("label", "snapshot", "train", "pool", "eval", "ship"), required=True)
     a = parser.parse_args()
-    layers = a.layer or [12]
+    layers = a.layer or [8]
     label = ["train-prm", "--model", a.model, "--dataset", "gsm8k-train", "--data-root", str(a.data_root),
              "--limit", str(a.questions), "--samples", str(a.samples), "--rollouts", str(a.rollouts),
              "--chunk-size", "32", "--out", str(a.out)]
     pool = a.out / "test-pool"
     if a.stage == "label":
-        restore(a.out, a.model)
+        restore(a.out, f"prm-labels-{a.model}")
         step(label + ["--label-only"], a.out / "run.db")
     elif a.stage == "snapshot":
-        snapshot(a.out, a.model)
+        snapshot(a.out, f"prm-labels-{a.model}")
+        if (pool / "run.db").exists():
+            snapshot(pool, f"prm-test-pool-{a.model}")
     elif a.stage == "train":
-        restore(a.out, a.model)
+        restore(a.out, f"prm-labels-{a.model}")
         for layer in layers:  # labels are all there: --resume labels nothing new
             step(label + ["--layer", str(layer)], a.out / "run.db")
             shutil.rmtree(a.out / f"artifact-layer{layer}", ignore_errors=True)
             shutil.move(a.out / "artifact", a.out / f"artifact-layer{layer}")
     elif a.stage == "pool":
+        restore(pool, f"prm-test-pool-{a.model}")
         step(["sweep", "--model", a.model, "--dataset", "gsm8k", "--data-root", str(a.data_root),
               "--limit", str(a.test_questions), "--strategy", "majority", "--n", str(a.pool),
               "--chunk-size", "25", "--out", str(pool)], pool / "run.db")

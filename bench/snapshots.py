@@ -1,0 +1,37 @@
+"""Long bench runs span sessions on fresh machines: a run store is snapshotted (compressed) into
+bench/data/ to be committed, and restored from there when its run directory is missing."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import sqlite3
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SNAPSHOTS = REPO / "bench" / "data"
+
+
+def restore(run_dir: Path, name: str) -> None:
+    """Start from the committed snapshot, not from nothing, where the run directory holds no store."""
+    snapshot = SNAPSHOTS / f"{name}.db.gz"
+    if (run_dir / "run.db").exists() or not snapshot.exists():
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with gzip.open(snapshot, "rb") as src, open(run_dir / "run.db", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    print(f"restored {run_dir / 'run.db'} from {snapshot.relative_to(REPO)}", flush=True)
+
+
+def snapshot(run_dir: Path, name: str) -> Path:
+    """A consistent copy of the store (sqlite's backup API, write-ahead log included), compressed."""
+    SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+    target, copy = SNAPSHOTS / f"{name}.db.gz", run_dir / "snapshot.db"
+    copy.unlink(missing_ok=True)
+    with sqlite3.connect(run_dir / "run.db") as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    with open(copy, "rb") as src, gzip.open(target, "wb", compresslevel=9) as dst:
+        shutil.copyfileobj(src, dst)
+    copy.unlink()
+    print(f"wrote {target.relative_to(REPO)} ({target.stat().st_size:,} bytes)", flush=True)
+    return target
