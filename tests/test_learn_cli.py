@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from testtime.heads.artifact import HeadArtifact, default_artifact_path
+from testtime.heads.artifact import HeadArtifact, default_artifact_path, shipped_artifact
+from testtime.models import DEFAULT_MODEL
 from testtime.learn.labels import LABEL_UNIT
 from testtime.store import RunStore
 
@@ -22,11 +23,17 @@ def said(proc) -> str:
     return " ".join(proc.stderr.split())
 
 
-def test_the_shipped_artifact_loads_and_records_how_it_was_made():
-    artifact = HeadArtifact.load(default_artifact_path(), with_records=True)
+@pytest.mark.parametrize("policy", ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"])
+def test_each_shipped_artifact_loads_and_records_how_it_was_made(policy):
+    folder = shipped_artifact(policy)
+    assert folder is not None and (folder / "LICENSE-gsm8k").exists()
+    if policy == DEFAULT_MODEL:
+        assert default_artifact_path() == folder
+    artifact = HeadArtifact.load(folder, with_records=True)
     assert set(artifact.heads) == {"prm", "orm"}
     meta = artifact.meta
     assert "gsm8k-train" in meta["labels"]["dataset"] and meta["sizes"]["train_steps"] > 0
+    assert meta["labels"]["generator"]["model"] == policy  # labelled by the policy it ships for
     held = set(meta["heldout_ids"])
     assert held and held <= {r["id"] for r in artifact.records}
     assert all(r["id"].startswith("gsm8k-train") for r in artifact.records)  # trained on the train split only
@@ -54,9 +61,11 @@ def test_train_prm_labels_and_resumes(on_engine, tmp_path):
 
 
 def test_eval_verifier_on_the_demo_pool(demo_run):
-    proc = run_testtime("eval-verifier", demo_run, "--max-n", "4")
+    # The demo ran on SmolLM2: its shipped PRM is the default; SmolLM2 judges too (a second engine).
+    proc = run_testtime("eval-verifier", demo_run, "--max-n", "4", "--judge", "smollm2-135m-instruct")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for selector in ("prm (product)", "prm (min)", "prm (last)", "orm", "arithmetic", "majority", "pass@N"):
+    for selector in ("prm (product)", "prm (min)", "prm (last)", "orm", "arithmetic", "llm judge", "majority",
+                     "pass@N"):
         assert selector in proc.stdout
     result = json.loads((demo_run / "verifier_eval.json").read_text())
     assert result["questions"] == 4 and result["pool_size"] == 4
@@ -64,10 +73,16 @@ def test_eval_verifier_on_the_demo_pool(demo_run):
     assert {n for _, n in rows} == {1, 2, 4}
     for (selector, n), accuracy in rows.items():
         assert accuracy <= rows[("pass@N (oracle)", n)] + 1e-9  # no selector beats the oracle
-        if n == 1 and selector != "majority":  # exact best-of-1 is one random sample: pass@1
+        if n == 1 and selector.startswith("best-of-N"):  # exact best-of-1 is one random sample: pass@1
             assert accuracy == pytest.approx(rows[("pass@N (oracle)", 1)])
-    assert all(len(q["prm (product)"]) == 4 and len(q["orm"]) == 4 for q in result["scores"])
+    assert all(len(q["prm (product)"]) == 4 and len(q["orm"]) == 4 and len(q["llm judge"]) == 4
+               for q in result["scores"])
     assert 0 <= result["step_auroc"]["prm"] <= 1 and result["heldout_steps"] > 0
+    assert result["artifact"].endswith("smollm2-135m-instruct-gsm8k")
+    assert set(result["outcome_auroc"]) == set(result["scores"][0]) - {"id"}
+    pairs = result["comparisons"]["prm (product)"]
+    assert [(p["a"], p["b"]) for p in pairs][-1] == ("majority @4", "one sample")
+    assert all(p["ci95"][0] <= p["difference"] <= p["ci95"][1] for p in pairs)
 
 
 def test_eval_verifier_errors_name_the_problem(tmp_path, demo_run):

@@ -203,7 +203,7 @@ class FailingOnce(Generator):
 
     def __init__(self, engine):
         self.engine, self.failed = engine, False
-        self.parameter_count, self.max_model_len = engine.parameter_count, engine.max_model_len
+        self.model, self.parameter_count, self.max_model_len = engine.model, engine.parameter_count, engine.max_model_len
 
     def count_prompt_tokens(self, prompt):
         return self.engine.count_prompt_tokens(prompt)

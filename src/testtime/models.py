@@ -198,3 +198,10 @@ def _convert(gguf: Path, out: Path, spec: EmbeddedModel) -> None:
         model.generation_config.eos_token_id = eos + extra
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
+
+
+if __name__ == "__main__":  # python -m testtime.models [NAME ...]: join and convert ahead of first use
+    import sys
+
+    for name in sys.argv[1:] or [DEFAULT_MODEL]:
+        print(f"{name}: {resolve_model(name)}")

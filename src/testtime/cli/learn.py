@@ -136,7 +136,8 @@ def _print_training(meta: dict) -> None:
 @app.command("eval-verifier")
 def eval_verifier(
     pool_run: Path = typer.Argument(..., help="a sweep run holding a pool (testtime sweep --n 64 ...)"),
-    artifact: Optional[Path] = typer.Option(None, help="trained verifier folder (default: the shipped one)"),
+    artifact: Optional[Path] = typer.Option(None, help="trained verifier folder (default: the one shipped for "
+                                                       "the model that sampled the pool)"),
     max_n: int = typer.Option(64, help="largest N of best-of-N (at most the pool's size)"),
     limit: Optional[int] = typer.Option(None, help="use only the pool's first N questions"),
     judge: Optional[str] = typer.Option(None, help="also score the pool with this model as an LLM judge "
@@ -148,15 +149,16 @@ def eval_verifier(
     from testtime.analysis.paired import Difference
     from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, comparisons, heldout_step_auroc,
                                                  outcome_auroc, pool_questions, score_pool)
-    from testtime.heads.artifact import HeadArtifact, resolve_artifact
+    from testtime.heads.artifact import HeadArtifact, resolve_artifact, shipped_artifact
     from testtime.verifiers import Verifier
 
     try:
-        folder = resolve_artifact(artifact)
-        trained = HeadArtifact.load(folder, with_records=True)
         if not (pool_run / "run.db").exists():
             raise ValueError(f"{pool_run} holds no run (no run.db)")
         store = RunStore(pool_run)
+        # By default the PRM shipped for the model that sampled the pool.
+        folder = resolve_artifact(artifact or shipped_artifact(store.get_meta("run", {}).get("model", "")))
+        trained = HeadArtifact.load(folder, with_records=True)
         lines = next((ls for d, ls in store.lines_by_unit() if d.get("strategy") == "pool"), None)
         if not lines:
             raise ValueError(f"{pool_run} holds no pool: make one with `testtime sweep --n {max_n} ...`")

@@ -123,6 +123,7 @@ class Generator(abc.ABC):
     """A batched text generator. Subclasses implement ``_generate``."""
 
     name: str = "generator"
+    model: str = "model"  # the model's name or folder (an embedded model's folder is named after it)
     parameter_count: int = 0  # for the FLOPs estimate
     max_model_len: int | None = None
     show_progress: bool = False  # a progress bar over each batched call, where the backend has one

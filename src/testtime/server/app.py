@@ -61,7 +61,7 @@ class Metrics:
 def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     # The model's own name (an embedded model's folder is named after it): what clients call it by default,
     # and the policy whose shipped PRM/ORM a request's `prm` / `orm` loads.
-    policy = Path(str(getattr(generator, "model", "model"))).name
+    policy = Path(generator.model).name
     if config.served_model is None:
         config = dataclasses.replace(config, served_model=policy)
 
