@@ -70,10 +70,8 @@ def train_prm(
         store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    started = time.perf_counter()
     _label(store, tasks, spec, params, log_file=None if verbose else out / "engine.log")
-    label_seconds = time.perf_counter() - started + store.get_meta("label_seconds", 0.0)
-    store.set_meta("label_seconds", label_seconds)
+    label_seconds = store.get_meta("label_seconds", 0.0)
     records = store.lines(LABEL_UNIT)
     store.write_derived("labels.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if label_only:
@@ -101,7 +99,7 @@ def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams, log
     if not left:
         return
     counts = {"solved": 0, "steps": 0, "tokens": 0}
-    started = time.perf_counter()
+    started, before = time.perf_counter(), store.get_meta("label_seconds", 0.0)
     try:
         with stop_cleanly_on_sigterm(), engine_log(log_file), open_generator(spec) as gen, \
                 progress_bar("questions") as progress:
@@ -112,6 +110,8 @@ def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams, log
                 counts["solved"] += sum(r["correct"] for r in records)
                 counts["steps"] += sum(len(s.get("steps", ())) for r in records for s in r["solutions"])
                 counts["tokens"] += sum(r["tokens"] for r in records)
+                # With each chunk, so that a labelling stopped and resumed still adds up its time.
+                store.set_meta("label_seconds", before + time.perf_counter() - started)
                 rate = counts["tokens"] / (time.perf_counter() - started)
                 stats = f"{counts['solved']} solved (rolled out), {counts['steps']} steps, {rate:.0f} tok/s"
                 progress.update(bar, advance=len(records), stats=stats)

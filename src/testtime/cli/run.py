@@ -169,11 +169,11 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
 
 @app.command()
 def demo(
-    limit: int = typer.Option(20, help="questions from the shipped GSM8K sample (30 ship)"),
+    limit: int = typer.Option(16, help="questions from the shipped GSM8K sample (30 ship)"),
     max_budget: int = typer.Option(8, help="pool size: parallel strategies are estimated at budgets 1, 2, 4, ... up to it"),
     strategy: list[str] = typer.Option(list(DEMO_STRATEGIES), "--strategy",
                                        help="a strategy to include; repeat for several"),
-    search_budget: int = typer.Option(4, help="budget of the step-level searches (they run for real)"),
+    search_budget: int = typer.Option(2, help="budget of the step-level searches (they run for real)"),
     param: list[str] = typer.Option(["width=2"], "--param",
                                     help="a strategy parameter NAME=VALUE for the strategies that take it"),
     backend: str = typer.Option("vllm"),
