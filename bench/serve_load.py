@@ -23,6 +23,8 @@ import time
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
+from testtime.models import DEFAULT_MODEL  # noqa: E402
+
 QUESTIONS = [
     "Tom has 3 apples and buys {k} more. How many apples does he have?",
     "A box holds {k} pens. How many pens are in 3 boxes?",
@@ -40,7 +42,7 @@ async def ask(client, index: int, budget: int, max_tokens: int) -> tuple[float, 
     question = QUESTIONS[index % len(QUESTIONS)].format(k=index % 9 + 2)
     start = time.perf_counter()
     response = await client.chat.completions.create(
-        model="smollm2-135m-instruct+majority", messages=[{"role": "user", "content": question}], max_tokens=max_tokens,
+        model=f"{DEFAULT_MODEL}+majority", messages=[{"role": "user", "content": question}], max_tokens=max_tokens,
         extra_body={"testtime": {"budget": budget}})
     valid = (response.object == "chat.completion" and len(response.choices) == 1
              and response.choices[0].message.content is not None and response.usage.completion_tokens > 0)
@@ -79,7 +81,7 @@ def main() -> int:
     import uvicorn
 
     from testtime.generators.vllm_engine import VLLMGenerator
-    from testtime.models import DEFAULT_MODEL, resolve_model
+    from testtime.models import resolve_model
     from testtime.server.app import create_app
     from testtime.server.config import ServerConfig
 
