@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from testtime.generators import GeneratorSpec
-from testtime.models import EMBEDDED_MODELS
 from testtime.generators.base import GenerationRequest, Generator, Prompt, SamplingParams
+from testtime.models import EMBEDDED_MODELS
 from testtime.verifiers.base import OutcomeVerifier, Solution, StepScores
 
 DEFAULT_QUESTION_TEMPLATE = (
