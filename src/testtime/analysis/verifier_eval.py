@@ -155,17 +155,19 @@ def heldout_step_auroc(records: Sequence[dict], verifier, delimiter: str) -> flo
 def score_pool(lines: Sequence[dict], questions: Sequence[PoolQuestion], prm, orm, arithmetic, judge=None,
                on_question=None) -> None:
     """Fill each question's scores: the PRM under three aggregations, the ORM, the arithmetic verifier,
-    and an LLM judge where one is given."""
+    and an LLM judge where one is given (the whole pool in one batched engine call)."""
     from testtime.verifiers import Aggregation, Solution, aggregate
 
-    for line, question in zip(lines, questions):
-        solutions = [Solution(line["question"], c["text"]) for c in line["candidates"]]
+    every = [[Solution(line["question"], c["text"]) for c in line["candidates"]] for line in lines]
+    for solutions, question in zip(every, questions):
         steps = [s.scores for s in prm.score_steps(solutions)]
         for how in (Aggregation.PRODUCT, Aggregation.MIN, Aggregation.LAST):
             question.scores[f"prm ({how.value})"] = [aggregate(s, how) for s in steps]
         question.scores["orm"] = orm.score(solutions)
         question.scores["arithmetic"] = arithmetic.score(solutions)
-        if judge is not None:
-            question.scores["llm judge"] = judge.score(solutions)
         if on_question:
             on_question()
+    if judge is not None:
+        judged = iter(judge.score([s for solutions in every for s in solutions]))
+        for solutions, question in zip(every, questions):
+            question.scores["llm judge"] = [next(judged) for _ in solutions]
