@@ -120,9 +120,28 @@ class Borrowed:
 @contextlib.contextmanager
 def commands_on(engine):
     """`testtime` commands run in process (typer's CliRunner) on the session's engine, not on one of their own."""
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, specs_on(engine):
         for module in ("testtime.cli.run", "testtime.cli.learn"):
             patch.setattr(f"{module}.open_generator", lambda spec: Borrowed(engine))
+        yield
+
+
+@contextlib.contextmanager
+def specs_on(engine):
+    """Every ``GeneratorSpec.open()`` of the session engine's own model and dtype (the Python API's
+    ``tt.Solver``, an LLM judge's second engine) lends the session's engine; any other spec opens its own."""
+    from testtime.generators import GeneratorSpec
+    from testtime.generators.vllm_engine import resolve_dtype
+
+    real_open = GeneratorSpec.open
+
+    def open_lent(spec):
+        same = (spec.backend == "vllm" and spec.model == TEST_MODEL
+                and resolve_dtype(spec.dtype) == resolve_dtype("auto"))
+        return Borrowed(engine) if same else real_open(spec)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GeneratorSpec, "open", open_lent)
         yield
 
 

@@ -13,7 +13,8 @@ from testtime.generators.base import Completion, GenerationRequest, GenerationRe
 
 
 class ScriptedGenerator(Generator):
-    """Completion texts come from ``script(question, sample_index)``; sample_index counts per question."""
+    """Completion texts come from ``script(question, sample_index)``; sample_index counts per question
+    (in the order requests arrive: a revision round's requests are question by question, chain by chain)."""
 
     name = "scripted"
     parameter_count = 1000
@@ -28,7 +29,7 @@ class ScriptedGenerator(Generator):
         self.calls.append(list(requests))
         results = []
         for request in requests:
-            question = request.prompt.messages[-1][1]
+            question = first_user_turn(request)
             completions = []
             for _ in range(request.n):
                 index = self.drawn.get(question, 0)
@@ -49,12 +50,17 @@ class SeededGenerator(ScriptedGenerator):
         self.calls.append(list(requests))
         results = []
         for request in requests:
-            question = request.prompt.messages[-1][1]
+            question = first_user_turn(request)
             rng = random.Random(f"{question}:{request.params.seed}")
             texts = [self.script(question, rng.randrange(1000)) for _ in range(request.n)]
             completions = tuple(Completion(text=t, token_count=len(t.split()), finish_reason="stop") for t in texts)
             results.append(GenerationResult(completions, self.prompt_tokens, cached_prompt_tokens=4))
         return results
+
+
+def first_user_turn(request: GenerationRequest) -> str:
+    """The question: a revision prompt's later turns are the model's attempts and revision requests."""
+    return next(content for role, content in request.prompt.messages if role == "user")
 
 
 def cycle(*texts: str) -> Callable[[str, int], str]:
@@ -131,4 +137,35 @@ class LogprobGenerator(Generator):
             top = (dict(ranked[:k]),) if k is not None else None
             completion = Completion(text=ranked[0][0], token_count=1, finish_reason="length", top_logprobs=top)
             results.append(GenerationResult((completion,) * request.n, self.prompt_tokens))
+        return results
+
+
+class ContinuingGenerator(Generator):
+    """Continues a reply word by word, for unit tests of budget forcing: ``script(question, so_far)``
+    is the rest of the reply after the continuation ``so_far``. Words count as tokens; stop strings
+    and max_tokens cut it as an engine would (the stop string kept, as vLLM is asked to)."""
+
+    name = "scripted-continuation"
+    parameter_count = 1000
+
+    def __init__(self, script: Callable[[str, str], str], thinks_in_tags: bool = False):
+        self.script, self.thinks_in_tags = script, thinks_in_tags
+        self.calls: list[list[GenerationRequest]] = []
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.calls.append(list(requests))
+        results = []
+        for request in requests:
+            words = self.script(first_user_turn(request), request.prompt.continuation).split()
+            finish, stop_reason = "stop", None
+            for k, word in enumerate(words):
+                if word in request.params.stop:
+                    words, stop_reason = words[: k + 1], word
+                    break
+            if len(words) > request.params.max_tokens:
+                words, finish, stop_reason = words[: request.params.max_tokens], "length", None
+            text = (" " if request.prompt.continuation else "") + " ".join(words)
+            completion = Completion(text=text, token_count=len(words), finish_reason=finish, stop_reason=stop_reason)
+            prompt_tokens = 10 + len(request.prompt.continuation.split())
+            results.append(GenerationResult((completion,) * request.n, prompt_tokens, cached_prompt_tokens=10))
         return results

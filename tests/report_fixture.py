@@ -1,4 +1,4 @@
-"""A small fake run for the report tests: a shared sample pool and two beam searches.
+"""A small fake run for the report tests: a shared sample pool, two beam searches and revisions.
 
 The generators are the deterministic fakes of fakes.py, not a model. Each question
 "What is a + b?" has its own chance that a sample is right, so the questions span
@@ -77,6 +77,8 @@ def fake_run(tasks: list[Task], seeds: tuple[int, ...] = (0, 1)) -> list[tuple[d
     for budget in (2, 4):
         units.append((Unit(Strategy.create("beam_search", budget=budget, width=2), 0),
                       Context(generator=StepGenerator(step), verifier=verifier)))
+    units.append((Unit(Strategy.create("revisions", budget=4, chains=2), 0),
+                  Context(generator=SeededGenerator(whole), verifier=verifier)))
     out = []
     for unit, ctx in units:
         results = unit.strategy.solve(tasks, ctx)

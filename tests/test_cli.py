@@ -1,5 +1,5 @@
 """The command line: bad input fails early with a clear message, a non-zero
-exit and no output; a real run on the embedded model writes results and summary."""
+exit and no output; commands run on the embedded model (a run in its own process: test_default_model.py)."""
 
 from __future__ import annotations
 
@@ -115,34 +115,6 @@ def test_prompt_longer_than_context_fails_before_any_engine_starts(tmp_path):
     assert "long.jsonl:2" in proc.stderr and "longer than the model's context" in proc.stderr
     # Counted with the tokenizer alone: the run stopped before its store (and so its engine) started.
     assert not (out / "results.jsonl").exists() and not (out / "run.db").exists()
-
-
-@pytest.mark.engine
-def test_run_majority_on_gsm8k_writes_results_and_summary(tmp_path):
-    out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "testtime", "run", "--dataset", "gsm8k", "--data-root", str(SHARED_DATA),
-         "--limit", "6", "--strategy", "majority", "--n", "4", "--max-tokens", "96", "--out", str(out),
-         "--model", TEST_MODEL],
-        capture_output=True, text=True, timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
-    assert len(lines) == 6
-    for line in lines:
-        assert {"prediction", "gold", "correct", "candidates", "ledger"} <= set(line)
-        assert len(line["candidates"]) == 4
-    summary = json.loads((out / "summary.json").read_text())
-    [row] = summary["results"]
-    assert row["strategy"] == "majority" and row["budget"] == 4 and row["questions"] == 6
-    assert row["completion_tokens"] == sum(l["ledger"]["completion_tokens"] for l in lines)
-    assert row["accuracy"] == sum(l["correct"] for l in lines) / 6
-    lo, hi = row["ci95"]
-    assert 0 <= lo <= row["accuracy"] <= hi <= 1
-    assert "accuracy" in proc.stdout  # the printed table
-    # Quiet by default: the engine's own logs went to the run's log file, not the terminal.
-    assert "WARNING" in (out / "engine.log").read_text() and "WARNING" not in proc.stderr + proc.stdout
-    assert "engine log:" in proc.stderr
 
 
 def test_run_beam_search_from_the_cli_saves_the_tree(on_engine, tmp_path):

@@ -1,29 +1,45 @@
 """The default model, Qwen2.5-Coder-0.5B-Instruct, through the real engine and the default prompt:
-`testtime run` with no --model uses it, and its solutions end in a boxed answer that is read back.
-The only test that starts it (its conversion, once per machine, is about a minute; every other
-engine test runs the faster SmolLM2)."""
+`testtime run` with no --model, as a user runs it (its own process), uses it; its results and summary
+are written, and its solutions end in a boxed answer that is read back. The only test that starts it
+(its conversion, once per machine, is about a minute; every other engine test runs the faster SmolLM2)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
-from typer.testing import CliRunner
 
 from conftest import SHARED_DATA
-from testtime.cli import app
 from testtime.models import DEFAULT_MODEL
 
 
 @pytest.mark.engine
-def test_run_without_a_model_uses_the_default_and_reads_its_boxed_answers(tmp_path):
+def test_run_without_a_model_uses_the_default_writes_results_and_reads_its_boxed_answers(tmp_path):
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", "--dataset", "gsm8k", "--data-root", str(SHARED_DATA), "--limit", "4",
-                                      "--strategy", "majority", "--n", "2", "--out", str(out)])
-    assert result.exit_code == 0, result.output[-3000:]
-    meta = json.loads((out / "summary.json").read_text())
-    assert DEFAULT_MODEL == "qwen2.5-coder-0.5b-instruct" and meta["model"] == DEFAULT_MODEL
+    proc = subprocess.run([sys.executable, "-m", "testtime", "run", "--dataset", "gsm8k", "--data-root",
+                           str(SHARED_DATA), "--limit", "4", "--strategy", "majority", "--n", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert DEFAULT_MODEL == "qwen2.5-coder-0.5b-instruct" and summary["model"] == DEFAULT_MODEL
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 4
+    for line in lines:
+        assert {"prediction", "gold", "correct", "candidates", "ledger"} <= set(line)
+        assert len(line["candidates"]) == 2
+    [row] = summary["results"]
+    assert row["strategy"] == "majority" and row["budget"] == 2 and row["questions"] == 4
+    assert row["completion_tokens"] == sum(line["ledger"]["completion_tokens"] for line in lines)
+    assert row["accuracy"] == sum(line["correct"] for line in lines) / 4
+    lo, hi = row["ci95"]
+    assert 0 <= lo <= row["accuracy"] <= hi <= 1
+    assert "accuracy" in proc.stdout  # the printed table
+    # Quiet by default: the engine's own logs went to the run's log file, not the terminal.
+    assert "WARNING" in (out / "engine.log").read_text() and "WARNING" not in proc.stderr + proc.stdout
+    assert "engine log:" in proc.stderr
+
     finished = [c for line in lines for c in line["candidates"] if c.get("finish_reason") == "stop"]
     assert len(finished) >= 6  # at most 2 of 8 solutions run past the default max_tokens
     boxed = [c for c in finished if "\\boxed{" in c["text"]]

@@ -1,8 +1,6 @@
 """`testtime train-prm` and `testtime eval-verifier` end to end on the real embedded model."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -10,17 +8,6 @@ from testtime.heads.artifact import HeadArtifact, default_artifact_path, shipped
 from testtime.models import DEFAULT_MODEL
 from testtime.learn.labels import LABEL_UNIT
 from testtime.store import RunStore
-
-TESTTIME = [sys.executable, "-m", "testtime"]
-
-
-def run_testtime(*args, timeout=900):
-    return subprocess.run(TESTTIME + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-
-
-def said(proc) -> str:
-    """stderr with rich's line wrapping undone."""
-    return " ".join(proc.stderr.split())
 
 
 @pytest.mark.parametrize("policy", ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"])
@@ -60,13 +47,14 @@ def test_train_prm_labels_and_resumes(on_engine, tmp_path):
     assert changed.exit_code == 2 and "labels.max_tokens: stored 48, now 64" in " ".join(changed.output.split())
 
 
-def test_eval_verifier_on_the_demo_pool(demo_run):
-    # The demo ran on SmolLM2: its shipped PRM is the default; SmolLM2 judges too (a second engine).
-    proc = run_testtime("eval-verifier", demo_run, "--max-n", "4", "--judge", "smollm2-135m-instruct")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_eval_verifier_on_the_demo_pool(demo_run, on_engine):
+    # The demo ran on SmolLM2: its shipped PRM is the default; SmolLM2 judges too (the judge's own
+    # engine, here the session's lent to it).
+    done = on_engine("eval-verifier", demo_run, "--max-n", "4", "--judge", "smollm2-135m-instruct")
+    assert done.exit_code == 0, done.output[-3000:]
     for selector in ("prm (product)", "prm (min)", "prm (last)", "orm", "arithmetic", "llm judge", "majority",
                      "pass@N"):
-        assert selector in proc.stdout
+        assert selector in done.output
     result = json.loads((demo_run / "verifier_eval.json").read_text())
     assert result["questions"] == 4 and result["pool_size"] == 4
     rows = {(r["selector"], r["n"]): r["accuracy"] for r in result["best_of_n"]}
@@ -85,10 +73,10 @@ def test_eval_verifier_on_the_demo_pool(demo_run):
     assert all(p["ci95"][0] <= p["difference"] <= p["ci95"][1] for p in pairs)
 
 
-def test_eval_verifier_errors_name_the_problem(tmp_path, demo_run):
-    missing = run_testtime("eval-verifier", tmp_path / "nothing")
-    assert missing.returncode == 2 and "holds no run" in said(missing)
-    too_many = run_testtime("eval-verifier", demo_run, "--max-n", "64")
-    assert too_many.returncode == 2 and "larger than the pool's 4 samples" in said(too_many)
-    bad_artifact = run_testtime("eval-verifier", demo_run, "--artifact", tmp_path)
-    assert bad_artifact.returncode == 2 and "no artifact.json" in said(bad_artifact)
+def test_eval_verifier_errors_name_the_problem(tmp_path, demo_run, on_engine):
+    missing = on_engine("eval-verifier", tmp_path / "nothing")
+    assert missing.exit_code == 2 and "holds no run" in " ".join(missing.output.split())
+    too_many = on_engine("eval-verifier", demo_run, "--max-n", "64")
+    assert too_many.exit_code == 2 and "larger than the pool's 4 samples" in " ".join(too_many.output.split())
+    bad_artifact = on_engine("eval-verifier", demo_run, "--artifact", tmp_path)
+    assert bad_artifact.exit_code == 2 and "no artifact.json" in " ".join(bad_artifact.output.split())

@@ -1,17 +1,19 @@
 """Every Python example in the README runs as written, each as its own script, on the embedded model.
 
-The OpenAI-client example talks to a real testtime server on loopback (the session's engine), put
-where the example expects it."""
+A script runs in this process as ``__main__`` (its spawn guard taken), with the session's engine lent
+wherever it opens the test model (``specs_on``), so no example waits for an engine of its own. The
+OpenAI-client example talks to a real testtime server on loopback (the session's engine), put where
+the example expects it."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
+import runpy
 from pathlib import Path
 
 import pytest
 
+from conftest import specs_on
 from test_server import Served
 from testtime.server.config import ServerConfig
 
@@ -26,7 +28,7 @@ def test_the_readme_has_python_examples():
 
 @pytest.mark.engine
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_a_readme_example_runs(index, engine, tmp_path):
+def test_a_readme_example_runs(index, engine, tmp_path, monkeypatch, capsys):
     code = BLOCKS[index]
     server = None
     if EXAMPLE_URL in code:
@@ -34,11 +36,11 @@ def test_a_readme_example_runs(index, engine, tmp_path):
         code = code.replace(EXAMPLE_URL, server.url + "/v1")
     script = tmp_path / f"example_{index}.py"
     script.write_text(code)
+    monkeypatch.chdir(tmp_path)
     try:
-        proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=600)
+        with specs_on(engine):
+            runpy.run_path(str(script), run_name="__main__")
     finally:
         if server is not None:
             server.close()
-    assert proc.returncode == 0, f"README example {index}:\n{code}\n{proc.stderr[-3000:]}"
-    assert proc.stdout.strip(), "an example prints what it computed"
+    assert capsys.readouterr().out.strip(), f"README example {index} prints what it computed:\n{code}"

@@ -104,8 +104,9 @@ def test_explorer_data_has_one_view_per_unit():
     q = explorer[0]
     assert q["gold"] == tasks[0].answer and q["question"] == tasks[0].question
     assert [(v["strategy"], v["budget"], v["seed"], v["kind"]) for v in q["views"]] == [
-        ("pool", 8, 0, "pool"), ("beam_search", 2, 0, "tree"), ("beam_search", 4, 0, "tree")]
-    pool, beam = q["views"][0], q["views"][2]
+        ("pool", 8, 0, "pool"), ("beam_search", 2, 0, "tree"), ("beam_search", 4, 0, "tree"),
+        ("revisions", 4, 0, "chains")]
+    pool, beam, revised = q["views"][0], q["views"][2], q["views"][3]
     assert len(pool["candidates"]) == 8 and pool["tree"] is None
     for c in pool["candidates"]:
         assert c["correct"] == answers_match(c["answer"], q["gold"])
@@ -118,6 +119,12 @@ def test_explorer_data_has_one_view_per_unit():
     assert all(nodes[child]["parent"] == parent for parent, child in zip(beam["path"], beam["path"][1:]))
     assert "".join(nodes[i]["text"] for i in beam["path"]) == full["candidates"][full["chosen"]]["text"]
     assert beam["prediction"] == full["prediction"]
+    # Revision chains index their attempts among the candidates, chain by chain, with each chain's choice.
+    line = next(line for d, ls in units if d["strategy"] == "revisions" for line in ls if line["id"] == q["id"])
+    assert [c["attempts"] for c in revised["chains"]] == [[0, 1], [2, 3]]
+    assert [c["seen"] for c in revised["chains"]] == [[0, 1], [0, 1]]
+    assert [c["choice"] for c in revised["chains"]] == line["chain_choices"]
+    assert revised["chosen"] in line["chain_choices"] and len(revised["candidates"]) == 4
 
 
 def test_missing_data_shows_notes_instead_of_plots(tmp_path):

@@ -116,6 +116,11 @@ def test_picking_a_question_shows_its_search_tree(page):
     assert len(on_path) == len(explorer[index]["views"][-1]["path"])
     assert trees[-1].find_elements("css selector", ".badge.end")  # terminal nodes are marked
     assert view.find_elements("css selector", "ol.pool li")  # and the pool's samples
+    chains = [v for v in explorer[index]["views"] if v["kind"] == "chains"]
+    headings = [h.text for h in view.find_elements("css selector", ".pool-box h4")]
+    assert len(headings) == sum(len(v["chains"]) for v in chains) and all(h.startswith("chain ") for h in headings)
+    if chains:  # the fake run has revisions; a demo run may not
+        assert any("saw 1 earlier" in b.text for b in view.find_elements("css selector", ".badge"))
 
 
 def test_screenshot(page):

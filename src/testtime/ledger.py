@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 class Ledger:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # of completion_tokens, those a model thought in tags (testtime.reasoning)
     cached_prompt_tokens: int = 0
     verifier_tokens: int = 0
     policy_flops: float = 0.0
@@ -38,9 +39,11 @@ class Ledger:
         cached_prompt_tokens: int,
         parameters: int,
         wall_seconds: float = 0.0,
+        reasoning_tokens: int = 0,
     ) -> None:
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
+        self.reasoning_tokens += reasoning_tokens
         self.cached_prompt_tokens += cached_prompt_tokens
         computed = prompt_tokens - cached_prompt_tokens + completion_tokens
         self.policy_flops += 2.0 * parameters * max(computed, 0)

@@ -23,6 +23,7 @@ class Candidate:
     step_scores: tuple[float, ...] = field(default_factory=tuple)
     verifier_tokens: int = 0  # what scoring this candidate cost the verifier
     finish_reason: str = "stop"  # "length" when the solution was cut at max_tokens (OpenAI's meaning)
+    reasoning_tokens: int = 0  # of tokens, those thought in tags (testtime.reasoning)
 
     def to_dict(self) -> dict:
         return {
@@ -32,6 +33,7 @@ class Candidate:
             "score": self.score,
             "step_scores": list(self.step_scores),
             "finish_reason": self.finish_reason,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
 

@@ -84,7 +84,8 @@ class PoolQuestion:
     @classmethod
     def from_line(cls, line: dict) -> PoolQuestion:
         cands = [Candidate(text=c["text"], answer=c["answer"], key=normalize_answer(c["answer"]),
-                           tokens=c["tokens"], score=c.get("score"), step_scores=tuple(c.get("step_scores") or ()))
+                           tokens=c["tokens"], score=c.get("score"), step_scores=tuple(c.get("step_scores") or ()),
+                           reasoning_tokens=c.get("reasoning_tokens", 0))
                  for c in line["candidates"]]
         return cls(cands, [_match(c.answer, line["gold"]) for c in cands], line["ledger"])
 

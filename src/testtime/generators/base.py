@@ -12,10 +12,11 @@ from __future__ import annotations
 import abc
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from testtime.ledger import Ledger, count_call
+from testtime.reasoning import TAGS
 
 
 # Fewer than 5 % of the default model's GSM8K solutions run past it under the default prompt (2.2 %
@@ -90,6 +91,9 @@ class Completion:
     # Tokens whose texts coincide are merged (their probabilities added), so a dict can hold fewer
     # than k entries. None where not asked for, or where the backend or server returned none.
     top_logprobs: tuple[dict[str, float], ...] | None = None
+    # Of token_count, those inside thinking tags (testtime.reasoning); set by ``Generator.generate``
+    # where the backend did not say.
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,10 @@ class GenerationResult:
     @property
     def completion_tokens(self) -> int:
         return sum(c.token_count for c in self.completions)
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return sum(c.reasoning_tokens for c in self.completions)
 
 
 def merge_logprob(top: dict[str, float], text: str, logprob: float) -> None:
@@ -127,6 +135,7 @@ class Generator(abc.ABC):
     parameter_count: int = 0  # for the FLOPs estimate
     max_model_len: int | None = None
     show_progress: bool = False  # a progress bar over each batched call, where the backend has one
+    thinks_in_tags: bool = False  # the model reasons in <think> tags (testtime.reasoning), where known
 
     @abc.abstractmethod
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -145,11 +154,29 @@ class Generator(abc.ABC):
         if not requests:
             return []
         start = time.perf_counter()
-        results = self._generate(requests)
+        results = [self._count_reasoning(request, result) for request, result in zip(requests, self._generate(requests))]
         elapsed = time.perf_counter() - start
         if ledgers is not None:
             self._charge(results, ledgers, elapsed)
         return results
+
+    def _count_reasoning(self, request: GenerationRequest, result: GenerationResult) -> GenerationResult:
+        inside = TAGS.is_open(request.prompt.continuation)
+        if not inside and not any(TAGS.open in c.text or TAGS.close in c.text for c in result.completions):
+            return result  # the common case: no thinking tags anywhere
+        completions = []
+        for c in result.completions:
+            reasoning, _ = TAGS.split(c.text, inside=inside)
+            if reasoning and not c.reasoning_tokens:
+                counted = self.count_text_tokens(reasoning)  # else in proportion to the characters
+                share = counted if counted is not None else round(c.token_count * len(reasoning) / len(c.text))
+                c = replace(c, reasoning_tokens=min(share, c.token_count))
+            completions.append(c)
+        return replace(result, completions=tuple(completions))
+
+    def count_text_tokens(self, text: str) -> int | None:
+        """Tokens a piece of generated text takes, where the backend's tokenizer is at hand."""
+        return None
 
     def _charge(self, results, ledgers, elapsed: float) -> None:
         total = sum(r.completion_tokens + r.prompt_tokens - r.cached_prompt_tokens for r in results) or 1
@@ -161,6 +188,7 @@ class Generator(abc.ABC):
                 cached_prompt_tokens=result.cached_prompt_tokens,
                 parameters=self.parameter_count,
                 wall_seconds=elapsed * work / total,
+                reasoning_tokens=result.reasoning_tokens,
             )
         count_call(ledgers, "generate_calls")
 

@@ -15,6 +15,7 @@ from testtime.generators.base import (
     SamplingParams,
     merge_logprob,
 )
+from testtime.reasoning import TAGS
 
 
 class ChatRenderer:
@@ -90,6 +91,7 @@ class VLLMGenerator(Generator):
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.renderer = ChatRenderer(self.tokenizer, max_model_len)
+        self.thinks_in_tags = TAGS.close in (getattr(self.tokenizer, "chat_template", None) or "")
         self.model = model
         self.dtype = kwargs["dtype"]
         self.max_model_len = max_model_len
@@ -100,6 +102,9 @@ class VLLMGenerator(Generator):
 
     def count_prompt_tokens(self, prompt: Prompt) -> int:
         return self.renderer.count_prompt_tokens(prompt)
+
+    def count_text_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _to_vllm_params(self, request: GenerationRequest, prompt_len: int):
         from vllm import SamplingParams as VSamplingParams

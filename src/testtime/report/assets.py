@@ -105,9 +105,10 @@ JS = r"""
     return box;
   }
 
-  function poolView(view) {
+  function poolView(view, indices, chainChoice, seen) {
     const ol = el("ol", "pool");
-    view.candidates.forEach(function (c, i) {
+    (indices || view.candidates.map(function (_, i) { return i; })).forEach(function (i, k) {
+      const c = view.candidates[i];
       const li = el("li", i === view.chosen ? "chosen" : "");
       const details = el("details");
       const summary = el("summary");
@@ -115,6 +116,8 @@ JS = r"""
       summary.appendChild(mark(c.correct));
       summary.appendChild(el("span", "badge", "score " + num(c.score, 2)));
       summary.appendChild(el("span", "badge", c.tokens + " tok"));
+      if (seen) summary.appendChild(el("span", "badge", "saw " + seen[k] + " earlier"));
+      if (i === chainChoice) summary.appendChild(el("span", "badge", "chain's choice"));
       if (i === view.chosen) summary.appendChild(el("span", "badge chosen", "chosen"));
       details.appendChild(summary);
       details.appendChild(el("div", "step", c.text));
@@ -123,6 +126,15 @@ JS = r"""
     });
     const box = el("div", "pool-box");
     box.appendChild(ol);
+    return box;
+  }
+
+  function chainsView(view) {
+    const box = el("div", "pool-box");
+    view.chains.forEach(function (chain, k) {
+      box.appendChild(el("h4", null, "chain " + (k + 1) + " · " + chain.attempts.length + " attempts, each revising the last"));
+      box.appendChild(poolView(view, chain.attempts, chain.choice, chain.seen));
+    });
     return box;
   }
 
@@ -140,12 +152,13 @@ JS = r"""
       card.dataset.kind = v.kind;
       card.appendChild(el("h3", null, v.strategy + "@" + v.budget + " · seed " + v.seed +
                                        (v.kind === "tree" ? " · tree of " + v.tree.length + " nodes" :
+                                        v.kind === "chains" ? " · " + v.chains.length + " revision chains" :
                                         " · " + v.candidates.length + " samples")));
       const verdict = el("p", "verdict", "prediction " + (v.prediction === null ? "(none)" : v.prediction) +
                                          " vs gold " + q.gold + " ");
       verdict.appendChild(mark(v.correct));
       card.appendChild(verdict);
-      card.appendChild(v.kind === "tree" ? treeView(v) : poolView(v));
+      card.appendChild(v.kind === "tree" ? treeView(v) : v.kind === "chains" ? chainsView(v) : poolView(v));
       views.appendChild(card);
     });
     out.appendChild(views);

@@ -1,4 +1,5 @@
-"""What the search explorer shows: per question, every unit's answer, its samples or its tree."""
+"""What the search explorer shows: per question, every unit's answer, its samples, its tree or
+its revision chains."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _view(unit: dict, line: dict, limit: int) -> dict:
     nodes = tree["nodes"] if tree else None
     return {
         "strategy": unit["strategy"], "budget": unit.get("budget"), "seed": unit.get("seed"),
-        "kind": "tree" if tree else "pool",
+        "kind": "tree" if tree else "chains" if line.get("chains") else "pool",
         "prediction": line.get("prediction"), "correct": bool(line.get("correct")), "chosen": line.get("chosen"),
         "candidates": [{"answer": c.get("answer"), "score": c.get("score"), "tokens": c.get("tokens"),
                         "correct": answers_match(c.get("answer"), gold), "text": _clip(c.get("text"), limit)}
@@ -52,7 +53,21 @@ def _view(unit: dict, line: dict, limit: int) -> dict:
         # Node texts are single steps; clip them too so one runaway step cannot bloat the page.
         "tree": [{**n, "text": _clip(n.get("text"), limit)} for n in nodes] if nodes is not None else None,
         "path": chosen_path(nodes, line.get("candidates", []), line.get("chosen")) if nodes else None,
+        **({"chains": chain_indices(line)} if line.get("chains") else {}),
     }
+
+
+def chain_indices(line: dict) -> list[dict]:
+    """Each revision chain as the candidate indices of its attempts (candidates are chain by chain),
+    how many earlier attempts each one saw, and the chain's own choice."""
+    out, start = [], 0
+    choices = line.get("chain_choices") or []
+    for chain in line["chains"]:
+        attempts = list(range(start, start + len(chain)))
+        out.append({"attempts": attempts, "seen": [a.get("seen") for a in chain],
+                    "choice": next((k for k in choices if k in attempts), None)})
+        start += len(chain)
+    return out
 
 
 def explorer_data(lines_by_unit: list[tuple[dict, list[dict]]], limit_chars: int = 600) -> list[dict]:

@@ -15,6 +15,7 @@ from testtime.generators.base import Generator, SamplingParams
 from testtime.ledger import Ledger
 from testtime.params import ParameterError
 from testtime.prompting import PromptTemplate
+from testtime.reasoning import TAGS
 from testtime.registry import Registered
 from testtime.selection import Candidate
 from testtime.tasks import Task
@@ -50,10 +51,11 @@ class Context:
         return replace(self.sampling, seed=self.seed_for(task, *keys), **changes)
 
 
-def make_candidate(text: str, tokens: int, finish_reason: str = "stop") -> Candidate:
-    answer = extract_answer(text)
+def make_candidate(text: str, tokens: int, finish_reason: str = "stop", reasoning_tokens: int = 0) -> Candidate:
+    """A solution as a candidate; its answer is read after its thinking, where it thinks in tags."""
+    answer = extract_answer(TAGS.split(text)[1])
     return Candidate(text=text, answer=answer, key=normalize_answer(answer), tokens=tokens,
-                     finish_reason=finish_reason)
+                     finish_reason=finish_reason, reasoning_tokens=reasoning_tokens)
 
 
 @dataclass

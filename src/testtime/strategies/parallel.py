@@ -40,7 +40,8 @@ class GeneratorSource(SampleSource):
             for i, k in wants
         ]
         results = self.ctx.generator.generate(requests, [ledgers[i] for i, _ in wants])
-        return [[make_candidate(c.text, c.token_count, c.finish_reason) for c in r.completions] for r in results]
+        return [[make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens) for c in r.completions]
+                for r in results]
 
 
 def score_candidates(pairs: list[tuple[Task, Candidate]], ledgers: list[Ledger], ctx: Context) -> None:
@@ -111,6 +112,7 @@ class PoolSource(SampleSource):
                 completion_tokens=tokens,
                 parameters=self.pool.parameter_count,
                 wall_seconds=tokens * self.pool.seconds_per_token,
+                reasoning_tokens=sum(c.reasoning_tokens for c in batch),
             )
             ledgers[i].generate_calls += 1
             if batch[0].score is not None:  # scored once in the pool; each user pays for the scores it reads

@@ -1,0 +1,151 @@
+"""Budget forcing (strategies/budget_forcing.py) and reasoning in tags (reasoning.py).
+
+The forcing logic runs on a scripted generator that continues a reply word by word (fakes.py), so
+the exact prompts, cuts and token counts are known; then `testtime run` on the real engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fakes import ContinuingGenerator
+from testtime.params import ParameterError
+from testtime.reasoning import TAGS, Thinking
+from testtime.strategies import Context, Strategy
+from testtime.strategies.base import make_candidate
+from testtime.tasks import Task
+
+TASKS = [Task("q1", "question one", "7"), Task("q2", "question two", "7")]
+
+
+def tagged(question: str, so_far: str) -> str:
+    """A model that thinks in tags: 10 words of thought, then 5 more after each Wait; answer 5, then 7."""
+    if so_far.endswith("Final Answer:"):
+        return "7 and more words after it"
+    if TAGS.close in so_far:
+        return "The answer is: 7"
+    if so_far.endswith("Wait"):
+        return "more " * 5 + "</think> The answer is: 7"
+    return "<think> " + "step " * 10 + "</think> The answer is: 5"
+
+
+def untagged(question: str, so_far: str) -> str:
+    """A model without tags: its whole turn is its thinking, ending in an answer."""
+    if so_far.endswith("Final Answer:"):
+        return "7"
+    if so_far.endswith("Wait"):
+        return "more " * 5 + "so the answer is: 7"
+    return "step " * 10 + "so the answer is: 5"
+
+
+def continuations(gen) -> list[list[str]]:
+    return [[r.prompt.continuation for r in call] for call in gen.calls]
+
+
+def test_short_thinking_in_tags_is_extended_with_wait_up_to_max_waits():
+    gen = ContinuingGenerator(tagged)
+    strategy = Strategy.create("budget_forcing", budget=2, min_thinking_tokens=20, max_waits=2, thinking="tags")
+    [r1, r2] = strategy.solve(TASKS, Context(generator=gen))
+    # Round 1: 12 tokens of thought (< 20): its </think> is cut and Wait appended; round 2: 6 more
+    # (18 < 20): Wait again; round 3: 24 tokens, the thought closes; round 4: the answer.
+    assert [len(call) for call in gen.calls] == [4, 4, 4, 4]  # every question's samples in each round
+    first, second, third, fourth = continuations(gen)
+    assert all(c == "" for c in first)
+    assert second[0].endswith("step\n\nWait") and TAGS.close not in second[0]
+    assert third[0].count("Wait") == 2 and TAGS.close not in third[0]
+    assert fourth[0].endswith(TAGS.close)
+    assert all(r.params.stop == (TAGS.close,) for call in gen.calls[:3] for r in call)
+    assert r1.details["forcing"][0] == {"thinking_tokens": 24, "answer_tokens": 4, "waits": 2, "capped": False}
+    assert r1.details["thinking"] == "tags" and r1.prediction == "7" and r1.correct
+    candidate = r1.candidates[0]
+    assert candidate.tokens == 28 and candidate.reasoning_tokens == 24
+    assert r1.ledger.completion_tokens == 2 * 28
+    assert 0 < r1.ledger.reasoning_tokens <= 2 * 24  # the generator's own count of what was in tags
+
+
+def test_long_thinking_is_stopped_at_max_thinking_tokens_and_the_cue_asks_for_the_answer():
+    gen = ContinuingGenerator(tagged)
+    strategy = Strategy.create("budget_forcing", budget=1, max_thinking_tokens=8, answer_tokens=3, thinking="tags")
+    [result] = strategy.solve(TASKS[:1], Context(generator=gen))
+    think, answer = gen.calls
+    assert think[0].params.max_tokens == 8 and answer[0].params.max_tokens == 3
+    assert answer[0].prompt.continuation.endswith(f"step\n{TAGS.close}\n\nFinal Answer:")
+    assert result.details["forcing"] == [{"thinking_tokens": 8, "answer_tokens": 3, "waits": 0, "capped": True}]
+    assert result.prediction == "7"  # read after the cue, not from the thought (which never answered)
+
+
+def test_a_model_without_tags_thinks_for_its_whole_turn():
+    gen = ContinuingGenerator(untagged)
+    strategy = Strategy.create("budget_forcing", budget=1, min_thinking_tokens=16, max_waits=3)  # auto: no tags here
+    [result] = strategy.solve(TASKS[:1], Context(generator=gen))
+    assert result.details["thinking"] == "turn"
+    assert all(r.params.stop == () for call in gen.calls for r in call)
+    # 15 tokens, then 10 more after one Wait: 25 >= 16, done without an answer round.
+    assert result.details["forcing"] == [{"thinking_tokens": 25, "answer_tokens": 0, "waits": 1, "capped": False}]
+    assert result.prediction == "7" and result.candidates[0].reasoning_tokens == 0
+    capped = Strategy.create("budget_forcing", budget=1, max_thinking_tokens=6).solve(
+        TASKS[:1], Context(generator=ContinuingGenerator(untagged)))
+    assert capped[0].details["forcing"][0]["capped"] and capped[0].prediction == "7"
+
+
+def test_auto_follows_the_generator_and_max_tokens_bounds_the_whole_reply():
+    gen = ContinuingGenerator(tagged, thinks_in_tags=True)
+    ctx = Context(generator=gen)
+    ctx.sampling = type(ctx.sampling)(max_tokens=20)
+    [result] = Strategy.create("budget_forcing", budget=1, min_thinking_tokens=100, max_waits=5).solve(TASKS[:1], ctx)
+    assert result.details["thinking"] == "tags"
+    # Each round asks only for what the reply has left: 20 tokens in all, however many Waits were due.
+    assert result.candidates[0].tokens <= 20 and result.details["forcing"][0]["waits"] < 5
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"max_thinking_tokens": 10, "min_thinking_tokens": 20}, "max_thinking_tokens (10) is below min_thinking_tokens (20)"),
+    ({"max_waits": -1}, "max_waits must be an integer >= 0, got -1"),
+    ({"thinking": "loud"}, "thinking must be one of auto, tags, turn, got 'loud'"),
+    ({"wait": " "}, "wait and answer_cue must not be empty"),
+    ({"answer_tokens": 0}, "answer_tokens must be an integer >= 1, got 0"),
+])
+def test_bad_parameters_are_named(params, message):
+    with pytest.raises((ValueError, ParameterError), match=message.replace("(", r"\(").replace(")", r"\)")):
+        Strategy.create("budget_forcing", **params)
+
+
+def test_reasoning_is_split_from_the_answer_with_or_without_the_opening_tag():
+    assert TAGS.split("<think>a b</think> The answer is 3") == ("a b", " The answer is 3")
+    assert TAGS.split("a b</think>ok") == ("a b", "ok")  # the chat template opened it
+    assert TAGS.split("<think>cut mid-thought") == ("cut mid-thought", "")
+    assert TAGS.split("more thought", inside=True) == ("more thought", "")
+    assert TAGS.split("plain answer 4") == ("", "plain answer 4")
+    assert TAGS.is_open("x <think> y") and not TAGS.is_open("<think> y </think> z")
+    custom = Thinking("<reasoning>", "</reasoning>")
+    assert custom.split("<reasoning>r</reasoning>a") == ("r", "a")
+    with pytest.raises(ValueError, match="two different non-empty strings"):
+        Thinking("<t>", "<t>")
+    # An answer is read after the thinking: a number in the thought does not count.
+    assert make_candidate("<think>maybe 12</think>The answer is 5", 9).answer == "5"
+    assert make_candidate("<think>maybe 12", 9).answer is None
+
+
+@pytest.mark.engine
+def test_budget_forcing_on_the_real_model_caps_and_extends_thinking(on_engine, tmp_path):
+    common = ("--dataset", "sample", "--limit", "2", "--n", "2")
+
+    def forcing(out, *params):
+        done = on_engine("run", *common, "--strategy", "budget_forcing", *params, "--out", tmp_path / out)
+        assert done.exit_code == 0, done.output[-3000:]
+        return [json.loads(line) for line in (tmp_path / out / "results.jsonl").read_text().splitlines()]
+
+    capped = forcing("capped", "--max-tokens", "256", "--param", "max_thinking_tokens=48", "--param", "answer_tokens=16")
+    for line in capped:
+        assert line["thinking"] == "turn"  # SmolLM2 does not think in tags
+        for sample, candidate in zip(line["forcing"], line["candidates"]):
+            assert sample["thinking_tokens"] <= 48 and sample["answer_tokens"] <= 16
+            assert candidate["tokens"] == sample["thinking_tokens"] + sample["answer_tokens"]
+            assert not sample["capped"] or candidate["text"].rstrip().count("Final Answer:") >= 1
+    unforced = forcing("unforced", "--max-tokens", "400")
+    extended = forcing("extended", "--max-tokens", "400", "--param", "min_thinking_tokens=300", "--param", "max_waits=3")
+    mean = lambda lines: sum(s["thinking_tokens"] for line in lines for s in line["forcing"]) / 4  # noqa: E731
+    assert sum(s["waits"] for line in extended for s in line["forcing"]) >= 1
+    assert mean(extended) > 1.3 * mean(unforced)
+    assert all("Wait" in c["text"] for line in extended for c, s in zip(line["candidates"], line["forcing"]) if s["waits"])

@@ -1,0 +1,142 @@
+"""Sequential revisions (strategies/revisions.py). The logic on the scripted generator, where the
+exact prompts and choices are known; then `testtime run --strategy revisions` on the real engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fakes import ScriptedGenerator
+from testtime.generators import SamplingParams
+from testtime.params import ParameterError
+from testtime.prompting import PromptTemplate
+from testtime.strategies import Context, Strategy
+from testtime.strategies.revisions import DEFAULT_REVISION_REQUEST
+from testtime.tasks import Task
+from testtime.verifiers.arithmetic import ArithmeticVerifier
+
+TASKS = [Task("q1", "question one", "12"), Task("q2", "question two", "7")]
+
+
+def answers(*values):
+    """A script: the question's k-th sample (in request order) states values[k]."""
+    return lambda question, index: f"attempt {index}\n\nThe answer is: {values[index]}"
+
+
+def assistant_turns(request) -> list[str]:
+    return [content for role, content in request.prompt.messages if role == "assistant"]
+
+
+def test_chains_revise_their_own_attempts_in_one_batched_call_per_round():
+    gen = ScriptedGenerator(answers(*range(6)))
+    [r1, r2] = Strategy.create("revisions", budget=6, chains=2).solve(TASKS, Context(generator=gen))
+    assert len(gen.calls) == 3  # 6 attempts in 2 chains: 3 rounds, every question and chain in each
+    assert [len(call) for call in gen.calls] == [4, 4, 4]
+    first, second, third = gen.calls
+    assert all(assistant_turns(r) == [] for r in first)  # a chain's first attempt is a plain sample
+    # Requests are question by question, chain by chain: q1's chain 0 drew 0, 2, 4 and chain 1 drew 1, 3, 5.
+    assert assistant_turns(second[0]) == ["attempt 0\n\nThe answer is: 0"]
+    assert assistant_turns(third[1]) == ["attempt 1\n\nThe answer is: 1", "attempt 3\n\nThe answer is: 3"]
+    assert third[1].prompt.messages[-1] == ("user", DEFAULT_REVISION_REQUEST)
+    assert third[1].prompt.messages[:2] == first[1].prompt.messages  # the question comes first, as asked
+    chains = r1.details["chains"]
+    assert [[a["answer"] for a in chain] for chain in chains] == [["0", "2", "4"], ["1", "3", "5"]]
+    assert [[a["seen"] for a in chain] for chain in chains] == [[0, 1, 2], [0, 1, 2]]
+    assert len(r1.candidates) == len(r2.candidates) == 6 and r1.details["rounds"] == 3
+    assert r1.ledger.generate_calls == 3 and r1.ledger.completion_tokens == sum(c.tokens for c in r1.candidates)
+
+
+def test_a_revision_sees_only_the_last_context_attempts():
+    gen = ScriptedGenerator(answers(*range(4)))
+    [result] = Strategy.create("revisions", budget=4, context=2).solve(TASKS[:1], Context(generator=gen))
+    assert [len(assistant_turns(call[0])) for call in gen.calls] == [0, 1, 2, 2]
+    assert assistant_turns(gen.calls[3][0]) == ["attempt 1\n\nThe answer is: 1", "attempt 2\n\nThe answer is: 2"]
+    assert [a["seen"] for a in result.details["chains"][0]] == [0, 1, 2, 2]
+    assert result.ledger.prompt_tokens == 4 * gen.prompt_tokens
+
+
+def test_as_many_chains_as_attempts_is_parallel_sampling():
+    gen = ScriptedGenerator(answers(*range(4)))
+    Strategy.create("revisions", budget=4, chains=4).solve(TASKS[:1], Context(generator=gen))
+    [call] = gen.calls
+    assert len(call) == 4 and all(assistant_turns(r) == [] for r in call)
+    assert len({r.params.seed for r in call}) == 4  # each chain its own seed
+
+
+def test_the_answer_is_chosen_within_each_chain_then_among_the_chains():
+    # Three chains of three; request k goes to chain k % 3. Chain answers: [5, 7, 7], [6, 6, 5], [7, 9, 7].
+    gen = ScriptedGenerator(answers(5, 6, 7, 7, 6, 9, 7, 5, 7))
+    [result] = Strategy.create("revisions", budget=9, chains=3).solve(TASKS[1:], Context(generator=gen))
+    choices = [result.candidates[k].answer for k in result.details["chain_choices"]]
+    assert choices == ["7", "6", "7"]
+    assert result.prediction == "7" and result.correct
+    # Across all nine attempts 7 also leads, but a chain's repeats count once here: [6, 6, 6] in one
+    # chain and 7 once in two others picks 7.
+    gen = ScriptedGenerator(answers(6, 7, 7, 6, 1, 2, 6, 3, 4))
+    [result] = Strategy.create("revisions", budget=9, chains=3).solve(TASKS[1:], Context(generator=gen))
+    assert [result.candidates[k].answer for k in result.details["chain_choices"]] == ["6", "7", "7"]
+    assert result.prediction == "7"
+
+
+def test_best_needs_a_verifier_and_follows_its_scores():
+    with pytest.raises(ParameterError, match="selector 'best' needs a verifier"):
+        Strategy.create("revisions", budget=2, selector="best").solve(TASKS[:1], Context(generator=ScriptedGenerator(
+            answers(1, 2))))
+    texts = ["3 * 4 = 13\n\nThe answer is: 13", "3 * 4 = 12\n\nThe answer is: 12"]
+    gen = ScriptedGenerator(lambda question, index: texts[index % 2])
+    ctx = Context(generator=gen, verifier=ArithmeticVerifier())
+    [result] = Strategy.create("revisions", budget=2, selector="best").solve(TASKS[:1], ctx)
+    assert result.prediction == "12" and result.correct
+    assert [a["score"] for a in result.details["chains"][0]] == [c.score for c in result.candidates]
+    assert result.ledger.verifier_calls == 2  # each round's attempts scored in one batch
+
+
+class SmallWindow(ScriptedGenerator):
+    """The scripted generator with a context window, a prompt's tokens counted as its words."""
+
+    max_model_len = 30
+
+    def count_prompt_tokens(self, prompt):
+        return sum(len(content.split()) for _, content in prompt.messages)
+
+
+def test_the_oldest_attempts_leave_a_prompt_that_would_not_fit_the_window():
+    long = " ".join(["word"] * 8)
+    gen = SmallWindow(lambda question, index: f"{long}\n\nThe answer is: {index}")
+    ctx = Context(generator=gen, sampling=SamplingParams(max_tokens=10), template=PromptTemplate(system=None))
+    [result] = Strategy.create("revisions", budget=5, context=4, revision_request="again").solve(TASKS[:1], ctx)
+    # The question is 2 words, an earlier attempt 12 plus the 1-word request: a window of 30 less the
+    # reply's 10 holds one earlier attempt (15 words), not two (28).
+    assert [a["seen"] for a in result.details["chains"][0]] == [0, 1, 1, 1, 1]
+    assert all(gen.count_prompt_tokens(r.prompt) + 10 <= 30 for call in gen.calls for r in call)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"budget": 6, "chains": 4}, "budget (6) must be a multiple of chains (4)"),
+    ({"chains": 0}, "chains must be an integer >= 1, got 0"),
+    ({"context": -1}, "context must be an integer >= 0, got -1"),
+    ({"selector": "nope"}, "selector must be one of best, majority, weighted, got 'nope'"),
+    ({"revision_request": " "}, "revision_request must not be empty"),
+])
+def test_bad_parameters_are_named(params, message):
+    with pytest.raises((ValueError, ParameterError), match=message.replace("(", r"\(").replace(")", r"\)")):
+        Strategy.create("revisions", **params)
+
+
+@pytest.mark.engine
+def test_revisions_from_the_cli_prompt_each_attempt_with_the_earlier_ones(on_engine, tmp_path):
+    common = ("--dataset", "sample", "--limit", "2", "--n", "4", "--max-tokens", "48")
+    revised = on_engine("run", *common, "--strategy", "revisions", "--param", "chains=2", "--out", tmp_path / "r")
+    assert revised.exit_code == 0, revised.output[-3000:]
+    parallel = on_engine("run", *common, "--strategy", "majority", "--out", tmp_path / "m")
+    assert parallel.exit_code == 0, parallel.output[-3000:]
+    [row] = json.loads((tmp_path / "r" / "summary.json").read_text())["results"]
+    [baseline] = json.loads((tmp_path / "m" / "summary.json").read_text())["results"]
+    assert (row["strategy"], row["budget"], row["chains"], row["context"]) == ("revisions", 4, 2, 4)
+    # Each question's second attempt of a chain reads the question, the first attempt and the request.
+    assert row["prompt_tokens"] > 1.5 * baseline["prompt_tokens"]
+    lines = [json.loads(line) for line in (tmp_path / "r" / "results.jsonl").read_text().splitlines()]
+    for line in lines:
+        assert [[a["seen"] for a in chain] for chain in line["chains"]] == [[0, 1], [0, 1]]
+        assert [a["text"] for chain in line["chains"] for a in chain] == [c["text"] for c in line["candidates"]]
