@@ -149,3 +149,20 @@ def test_budget_forcing_on_the_real_model_caps_and_extends_thinking(on_engine, t
     assert sum(s["waits"] for line in extended for s in line["forcing"]) >= 1
     assert mean(extended) > 1.3 * mean(unforced)
     assert all("Wait" in c["text"] for line in extended for c, s in zip(line["candidates"], line["forcing"]) if s["waits"])
+
+
+def test_a_thought_in_tags_is_split_into_steps_by_paragraph_sentence_or_turn():
+    from testtime.steps import split_steps
+    from testtime.verifiers.base import Solution
+
+    text = "<think>3 + 4 = 7. So 7 apples.\n\nWait, check: 4 + 3 = 7. Alternatively count up.</think>\n\nThe answer is 7"
+    assert split_steps(text) == ["3 + 4 = 7. So 7 apples.", "Wait, check: 4 + 3 = 7. Alternatively count up.",
+                                 "The answer is 7"]
+    assert split_steps(text, thinking="sentence") == ["3 + 4 = 7.", "So 7 apples.", "Wait, check: 4 + 3 = 7.",
+                                                      "Alternatively count up.", "The answer is 7"]
+    assert split_steps(text, thinking="markers") == ["3 + 4 = 7. So 7 apples.", "Wait, check: 4 + 3 = 7.",
+                                                     "Alternatively count up.", "The answer is 7"]
+    assert Solution("q", text, thinking_split="markers").steps == split_steps(text, thinking="markers")
+    assert split_steps("a\n\nb") == ["a", "b"]  # no tags: the delimiter as before
+    with pytest.raises(ValueError, match="thinking split 'words' is not one of paragraph, sentence, markers"):
+        split_steps(text, thinking="words")

@@ -97,6 +97,30 @@ def test_streaming_search_shows_progress_then_the_answer(served):
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
+def test_a_thinking_budget_runs_budget_forcing_and_usage_counts_reasoning_tokens(served):
+    client = served.client()
+    low = client.chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, max_tokens=64,
+                                         reasoning_effort="low", extra_body={"testtime": {"budget": 2}})
+    shown = low.model_extra["testtime"]["strategy"]
+    assert (shown["strategy"], shown["max_thinking_tokens"], shown["budget"]) == ("budget_forcing", 128, 2)
+    assert low.usage.completion_tokens_details.reasoning_tokens == 0  # SmolLM2 does not think in tags
+    assert low.choices[0].message.content
+    # A budget of 8 thinking tokens and 4 answer tokens per sample: at most 24 for two samples.
+    tight = client.chat.completions.create(
+        model="smollm2-135m-instruct", messages=QUESTION, max_tokens=64,
+        extra_body={"max_thinking_tokens": 8, "testtime": {"budget": 2, "params": {"answer_tokens": 4}}})
+    assert tight.model_extra["testtime"]["strategy"]["max_thinking_tokens"] == 8
+    assert 2 <= tight.usage.completion_tokens <= 24 < low.usage.completion_tokens
+
+
+def test_a_reply_that_thinks_in_tags_is_split_into_reasoning_and_content():
+    from testtime.server.protocol import message
+
+    assert message("<think>3 + 4 = 7</think>\n\nThe answer is 7.") == {
+        "content": "The answer is 7.", "reasoning_content": "3 + 4 = 7"}
+    assert message("The answer is 7.") == {"content": "The answer is 7."}
+
+
 def test_n_distinct_answers(served):
     response = served.client().chat.completions.create(
         model="smollm2-135m-instruct", messages=QUESTION, max_tokens=48, n=2, temperature=1.0,
@@ -151,6 +175,11 @@ def test_authentication(served):
     ({"testtime": {"params": {"budget": 1000}}}, "budget goes in testtime.budget"),  # no way round the cap
     ({"testtime": {"strategy": "mcts", "budget": 4, "params": {"width": 100000}}}, "must be at most the budget"),
     ({"testtime": {"budget": "2"}}, "budget"),
+    ({"reasoning_effort": "high", "max_thinking_tokens": 8}, "give reasoning_effort or max_thinking_tokens, not both"),
+    ({"max_thinking_tokens": 8, "testtime": {"strategy": "beam_search"}}, "strategy 'beam_search' has none"),
+    ({"reasoning_effort": "low", "testtime": {"params": {"max_thinking_tokens": 8}}}, "both set the thinking budget"),
+    ({"max_thinking_tokens": 9999}, "max_thinking_tokens 9999 is over this server's cap of 256"),
+    ({"reasoning_effort": "extreme"}, "reasoning_effort"),
 ])
 def test_bad_testtime_options_are_400(served, extra, message):
     with pytest.raises(openai.BadRequestError) as err:

@@ -232,7 +232,11 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
             yield sse(protocol.error_body("internal server error", "server_error"))
             return
         for index, answer in enumerate(distinct_answers(result, body.n)):
-            yield sse(protocol.chat_chunk(request_id, body.model, {"content": answer.text}, index))
+            message = protocol.message(answer.text)
+            if "reasoning_content" in message:
+                yield sse(protocol.chat_chunk(request_id, body.model, {"reasoning_content": message["reasoning_content"]},
+                                              index))
+            yield sse(protocol.chat_chunk(request_id, body.model, {"content": message["content"]}, index))
             yield sse(protocol.chat_chunk(request_id, body.model, {}, index, finish_reason=answer.finish_reason))
         if (body.stream_options or {}).get("include_usage"):
             yield sse({**protocol.chat_chunk(request_id, body.model, {}), "choices": [],
@@ -279,6 +283,10 @@ def _job(config: ServerConfig, servable: list[str], body, messages: list[tuple[s
         raise ApiError(404, f"model {body.model!r} does not exist; this server serves {config.served_model!r} "
                             f"(optionally {config.served_model}+STRATEGY)", code="model_not_found", param="model")
     options = body.testtime or protocol.TesttimeOptions()
+    thinking = _thinking_budget(config, body, options.strategy or named)
+    if thinking is not None:
+        options = options.model_copy(update={"strategy": THINKING_STRATEGY,
+                                             "params": {**options.params, "max_thinking_tokens": thinking}})
     name = options.strategy or named or config.strategy
     if name not in servable:
         raise ApiError(400, f"unknown strategy {name!r}; this server serves: {', '.join(servable)}",
@@ -321,6 +329,30 @@ def _job(config: ServerConfig, servable: list[str], body, messages: list[tuple[s
     return Job(task=task, strategy=strategy, sampling=sampling, verifier_name=verifier_name, verifier=verifier,
                seed=body.seed if seeded else 0, deadline=time.monotonic() + config.max_wall_seconds,
                shown={**strategy.describe(), **{k: file_name for k, (file_name, _) in files.items()}})
+
+
+THINKING_STRATEGY = "budget_forcing"  # what a thinking budget runs
+
+
+def _thinking_budget(config: ServerConfig, body, named: str | None) -> int | None:
+    """The request's thinking budget in tokens (``reasoning_effort`` or ``max_thinking_tokens``), or None."""
+    effort, tokens = getattr(body, "reasoning_effort", None), getattr(body, "max_thinking_tokens", None)
+    if effort is None and tokens is None:
+        return None
+    if effort is not None and tokens is not None:
+        raise ApiError(400, "give reasoning_effort or max_thinking_tokens, not both", param="reasoning_effort")
+    param = "reasoning_effort" if effort is not None else "max_thinking_tokens"
+    if named not in (None, THINKING_STRATEGY):
+        raise ApiError(400, f"{param} sets the thinking budget of strategy {THINKING_STRATEGY!r}; "
+                            f"strategy {named!r} has none", param=param)
+    if body.testtime and "max_thinking_tokens" in body.testtime.params:
+        raise ApiError(400, f"{param} and testtime.params.max_thinking_tokens both set the thinking budget; "
+                            "give one", param=param)
+    budget = config.thinking_budgets[effort] if effort is not None else tokens
+    if budget > config.max_max_tokens:
+        raise ApiError(400, f"max_thinking_tokens {budget} is over this server's cap of {config.max_max_tokens}",
+                       param=param)
+    return budget
 
 
 def distinct_answers(result: QuestionResult, n: int) -> list[Candidate]:

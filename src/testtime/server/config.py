@@ -24,6 +24,8 @@ class ServerConfig:
     # for compute_optimal with "params": {"policy": "easy-first"}. With none, compute_optimal is not served.
     policies: dict[str, str] = field(default_factory=dict)
     max_tokens: int = DEFAULT_MAX_TOKENS
+    # reasoning_effort as a thinking budget in tokens (budget_forcing's max_thinking_tokens)
+    thinking_budgets: dict[str, int] = field(default_factory=lambda: {"low": 128, "medium": 384, "high": 768})
     # caps, enforced whatever the client asks
     max_budget: int = 64
     max_n: int = 8

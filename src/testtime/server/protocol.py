@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from testtime.reasoning import TAGS
+
 # Strict: a number given as a string, or a float where an integer belongs, is a 400, as at OpenAI.
 STRICT = ConfigDict(strict=True)
 
@@ -50,6 +52,10 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     stream: bool = False
     stream_options: dict | None = None
+    # How long to think: OpenAI's effort levels (the server config maps each to a thinking budget)
+    # or a budget in tokens; either runs budget_forcing with that max_thinking_tokens.
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    max_thinking_tokens: int | None = Field(default=None, ge=1)
     testtime: TesttimeOptions | None = None
 
 
@@ -79,6 +85,7 @@ def usage(ledger) -> dict:
         "completion_tokens": ledger.completion_tokens,
         "total_tokens": ledger.total_tokens,
         "prompt_tokens_details": {"cached_tokens": ledger.cached_prompt_tokens},
+        "completion_tokens_details": {"reasoning_tokens": ledger.reasoning_tokens},
         "testtime": ledger.to_dict(),
     }
 
@@ -91,9 +98,10 @@ def response(kind: str, request_id: str, model: str, answers: list, ledger, deta
     """A whole (non-streamed) answer: ``kind`` is "chat.completion" or "text_completion"; each answer
     is a candidate, whose own finish reason ("stop", or "length" when cut at max_tokens) it reports."""
     def choice(i: int, answer) -> dict:
-        text = answer.text
-        body = {"message": {"role": "assistant", "content": text}} if kind == "chat.completion" else {"text": text}
-        return {"index": i, **body, "finish_reason": answer.finish_reason, "logprobs": None}
+        if kind != "chat.completion":
+            return {"index": i, "text": answer.text, "finish_reason": answer.finish_reason, "logprobs": None}
+        return {"index": i, "message": {"role": "assistant", **message(answer.text)},
+                "finish_reason": answer.finish_reason, "logprobs": None}
 
     return {
         "id": request_id,
@@ -104,6 +112,12 @@ def response(kind: str, request_id: str, model: str, answers: list, ledger, deta
         "usage": usage(ledger),
         "testtime": details,
     }
+
+
+def message(text: str) -> dict:
+    """A reply as a message: what it thought in tags as ``reasoning_content``, the rest as ``content``."""
+    reasoning, answer = TAGS.split(text)
+    return {"content": answer.lstrip(), "reasoning_content": reasoning.strip()} if reasoning else {"content": text}
 
 
 def chat_chunk(request_id: str, model: str, delta: dict, index: int = 0, finish_reason: str | None = None) -> dict:

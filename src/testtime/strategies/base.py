@@ -31,6 +31,7 @@ class Context:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     template: PromptTemplate = field(default_factory=PromptTemplate)
     seed: int = 0
+    thinking_split: str = "paragraph"  # how a verifier cuts a thought in tags into steps (steps.THINKING_SPLITS)
     # Hooks for a caller that watches a run (the server): progress messages, and a per-question stop.
     progress: Callable[[Task, str], None] | None = None
     cancelled: Callable[[Task], bool] | None = None

@@ -49,7 +49,7 @@ def score_candidates(pairs: list[tuple[Task, Candidate]], ledgers: list[Ledger],
     pending = [(task, c, ledger) for (task, c), ledger in zip(pairs, ledgers) if c.score is None]
     if not pending:
         return
-    solutions = [Solution(task.question, c.text) for task, c, _ in pending]
+    solutions = [Solution(task.question, c.text, thinking_split=ctx.thinking_split) for task, c, _ in pending]
     scored = ctx.verifier.score_steps(solutions, [ledger for _, _, ledger in pending])
     for (_, candidate, _), steps in zip(pending, scored):
         candidate.step_scores = steps.scores

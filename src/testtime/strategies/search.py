@@ -61,7 +61,8 @@ class Expander:
         if not pairs:
             return
         verifier, delimiter = self.ctx.verifier, self.strategy.delimiter
-        solutions = [Solution(tree.task.question, node.solution, delimiter) for tree, node in pairs]
+        solutions = [Solution(tree.task.question, node.solution, delimiter, self.ctx.thinking_split)
+                     for tree, node in pairs]
         scored = verifier.score_steps(solutions, [self.ledger(tree) for tree, _ in pairs])
         for (_, node), steps in zip(pairs, scored):
             node.step_scores = steps.scores

@@ -45,10 +45,11 @@ class Solution:
     question: str
     text: str
     step_delimiter: str = DEFAULT_STEP_DELIMITER
+    thinking_split: str = "paragraph"  # how a thought in tags is cut into steps (steps.THINKING_SPLITS)
 
     @property
     def steps(self) -> list[str]:
-        return split_steps(self.text, self.step_delimiter)
+        return split_steps(self.text, self.step_delimiter, self.thinking_split)
 
 
 @dataclass(frozen=True)
