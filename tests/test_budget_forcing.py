@@ -128,27 +128,43 @@ def test_reasoning_is_split_from_the_answer_with_or_without_the_opening_tag():
 
 
 @pytest.mark.engine
-def test_budget_forcing_on_the_real_model_caps_and_extends_thinking(on_engine, tmp_path):
-    common = ("--dataset", "sample", "--limit", "2", "--n", "2")
+def test_budget_forcing_from_the_cli_caps_thinking_on_the_real_model(on_engine, tmp_path):
+    done = on_engine("run", "--dataset", "sample", "--limit", "2", "--n", "2", "--strategy", "budget_forcing",
+                     "--max-tokens", "96", "--param", "max_thinking_tokens=24", "--param", "answer_tokens=8",
+                     "--out", tmp_path / "capped")
+    assert done.exit_code == 0, done.output[-3000:]
+    lines = [json.loads(line) for line in (tmp_path / "capped" / "results.jsonl").read_text().splitlines()]
+    samples = [(s, c) for line in lines for s, c in zip(line["forcing"], line["candidates"])]
+    assert all(line["thinking"] == "turn" for line in lines)  # SmolLM2 does not think in tags
+    for sample, candidate in samples:
+        assert sample["thinking_tokens"] <= 24 and sample["answer_tokens"] <= 8
+        assert candidate["tokens"] == sample["thinking_tokens"] + sample["answer_tokens"]
+        assert sample["capped"] == ("Final Answer:" in candidate["text"])
+    assert any(s["capped"] for s, _ in samples)  # the default prompt's solutions run past 24 tokens
 
-    def forcing(out, *params):
-        done = on_engine("run", *common, "--strategy", "budget_forcing", *params, "--out", tmp_path / out)
-        assert done.exit_code == 0, done.output[-3000:]
-        return [json.loads(line) for line in (tmp_path / out / "results.jsonl").read_text().splitlines()]
 
-    capped = forcing("capped", "--max-tokens", "256", "--param", "max_thinking_tokens=48", "--param", "answer_tokens=16")
-    for line in capped:
-        assert line["thinking"] == "turn"  # SmolLM2 does not think in tags
-        for sample, candidate in zip(line["forcing"], line["candidates"]):
-            assert sample["thinking_tokens"] <= 48 and sample["answer_tokens"] <= 16
-            assert candidate["tokens"] == sample["thinking_tokens"] + sample["answer_tokens"]
-            assert not sample["capped"] or candidate["text"].rstrip().count("Final Answer:") >= 1
-    unforced = forcing("unforced", "--max-tokens", "400")
-    extended = forcing("extended", "--max-tokens", "400", "--param", "min_thinking_tokens=300", "--param", "max_waits=3")
-    mean = lambda lines: sum(s["thinking_tokens"] for line in lines for s in line["forcing"]) / 4  # noqa: E731
-    assert sum(s["waits"] for line in extended for s in line["forcing"]) >= 1
-    assert mean(extended) > 1.3 * mean(unforced)
-    assert all("Wait" in c["text"] for line in extended for c, s in zip(line["candidates"], line["forcing"]) if s["waits"])
+@pytest.mark.engine
+def test_budget_forcing_makes_the_real_model_think_past_its_own_end(engine):
+    from testtime.generators import SamplingParams
+    from testtime.prompting import PromptTemplate
+    from testtime.tasks import load_dataset
+
+    tasks = load_dataset("sample", limit=2)
+    terse = Context(generator=engine, sampling=SamplingParams(max_tokens=160), seed=0,
+                    template=PromptTemplate(system="Give only the answer, as a number, in one short sentence."))
+    unforced = Strategy.create("budget_forcing", budget=2).solve(tasks, terse)
+    forced = Strategy.create("budget_forcing", budget=2, min_thinking_tokens=64, max_waits=2).solve(tasks, terse)
+    samples = [(s, c) for r in forced for s, c in zip(r.details["forcing"], r.candidates)]
+    # Every sample thought at least 64 tokens, or was extended twice, or ran out of max_tokens.
+    for s, c in samples:
+        assert s["thinking_tokens"] >= 64 or s["waits"] == 2 or c.finish_reason == "length"
+        assert c.text.count("\n\nWait") >= s["waits"]
+    assert sum(s["waits"] for s, _ in samples) >= 1  # this prompt's short replies end early
+
+    def mean(results):
+        return sum(s["thinking_tokens"] for r in results for s in r.details["forcing"]) / 4
+
+    assert mean(forced) > mean(unforced)
 
 
 def test_a_thought_in_tags_is_split_into_steps_by_paragraph_sentence_or_turn():

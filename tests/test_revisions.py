@@ -140,3 +140,57 @@ def test_revisions_from_the_cli_prompt_each_attempt_with_the_earlier_ones(on_eng
     for line in lines:
         assert [[a["seen"] for a in chain] for chain in line["chains"]] == [[0, 1], [0, 1]]
         assert [a["text"] for chain in line["chains"] for a in chain] == [c["text"] for c in line["candidates"]]
+
+
+def pool_line(qid, gold, answers):
+    return {"id": qid, "question": f"question {qid}", "gold": gold,
+            "candidates": [{"text": f"work for {a}\n\nThe answer is: {a}", "answer": a, "finish_reason": "stop"}
+                           for a in answers]}
+
+
+def test_revision_examples_end_in_a_right_attempt_after_the_closest_wrong_one():
+    from testtime.learn.revision_data import RevisionDataParams, revision_examples, similarity
+    from testtime.strategies.revisions import Attempt, Revisions
+    from testtime.strategies.base import make_candidate
+
+    lines = [pool_line("a", "12", ["12", "13", "99999", "12", "1"]), pool_line("b", "7", ["3", "4"]),
+             pool_line("c", "5", ["5"])]
+    examples = revision_examples(lines, RevisionDataParams(max_wrong=4, per_question=2, seed=1))
+    assert [e["id"] for e in examples] == ["a", "a", "c"]  # b has no right attempt; c has one
+    for e in examples:
+        roles = [m["role"] for m in e["messages"]]
+        assert roles[:2] == ["system", "user"] and roles[-1] == "assistant"
+        assert roles[2:] == ["assistant", "user"] * e["wrong_attempts"] + ["assistant"]
+        target = e["messages"][-1]["content"]
+        assert target.endswith(lines[0]["gold"] if e["id"] == "a" else "5")
+        wrong = [m["content"] for m in e["messages"][2:-1:2]]
+        assert [similarity(w, target) for w in wrong] == sorted(similarity(w, target) for w in wrong)
+    assert examples[-1]["wrong_attempts"] == 0  # c has no wrong attempt to show
+    # The same conversation the revisions strategy builds for those attempts.
+    e = max(examples, key=lambda e: e["wrong_attempts"])
+    wrong = [m["content"] for m in e["messages"][2:-1:2]]
+    task = Task("a", "question a", "12")
+    prompt, seen = Revisions(budget=8, context=4).prompt(Context(generator=ScriptedGenerator(answers(0))), task,
+                                                         [Attempt(make_candidate(w, 1), 0) for w in wrong])
+    assert seen == len(wrong) and [{"role": r, "content": c} for r, c in prompt.messages] == e["messages"][:-1]
+    with pytest.raises(ValueError, match="max_wrong must be an integer >= 0"):
+        RevisionDataParams(max_wrong=-1)
+
+
+@pytest.mark.engine
+def test_revision_data_from_the_cli_on_the_demo_pool(demo_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from testtime.cli import app
+
+    out = tmp_path / "revisions.jsonl"
+    done = CliRunner().invoke(app, ["revision-data", str(demo_run), "--out", str(out)])
+    if "no question" in done.output:  # SmolLM2 may solve none of the demo's four questions
+        assert done.exit_code == 2 and not out.exists()
+    else:
+        assert done.exit_code == 0, done.output[-2000:]
+        examples = [json.loads(line) for line in out.read_text().splitlines()]
+        assert examples and all(e["messages"][-1]["role"] == "assistant" for e in examples)
+        assert f"wrote {len(examples)} examples" in " ".join(done.output.split())
+    missing = CliRunner().invoke(app, ["revision-data", str(tmp_path / "none"), "--out", str(out)])
+    assert missing.exit_code == 2 and "holds no run" in " ".join(missing.output.split())

@@ -226,3 +226,36 @@ def _print_best_of_n(rows: list[dict], questions: int, size: int) -> None:
         table.add_row(selector, *(f"{cells[n]['accuracy']:.1%} ({cells[n]['ci95'][0]:.0%}-{cells[n]['ci95'][1]:.0%})"
                                   for n in budgets))
     wide_console().print(table)
+
+
+@app.command("revision-data")
+def revision_data(
+    pool_run: Path = typer.Argument(..., help="a run holding a pool of samples (testtime sweep --n 16 ...)"),
+    out: Path = typer.Option(..., help="the chat JSONL file to write (TRL's SFTTrainer reads it)"),
+    max_wrong: int = typer.Option(4, help="wrong attempts before the right one, at most"),
+    per_question: int = typer.Option(4, help="examples per question, at most (one right attempt each)"),
+    seed: int = 0,
+):
+    """Training examples for a revision model from a pool: 0-4 wrong attempts of a question, the one
+    closest to a right answer last, then a right attempt (Snell et al. 2024), in the `revisions` prompt's form."""
+    from testtime.learn.revision_data import RevisionDataParams, revision_examples
+    from testtime.store import write_atomic
+
+    try:
+        params = RevisionDataParams(max_wrong=max_wrong, per_question=per_question, seed=seed)
+        if not (pool_run / "run.db").exists():
+            raise ValueError(f"{pool_run} holds no run (no run.db)")
+        store = RunStore(pool_run)
+        lines = next((ls for d, ls in store.lines_by_unit() if d.get("strategy") == "pool"), None)
+        store.close()
+        if not lines:
+            raise ValueError(f"{pool_run} holds no pool: make one with `testtime sweep --n 16 ...`")
+    except (ValueError, OSError) as exc:
+        fail(f"revision-data: {exc}")
+    examples = revision_examples(lines, params)
+    if not examples:
+        fail(f"revision-data: no question of {pool_run} has a right sample to revise towards")
+    write_atomic(out, "".join(json.dumps(e) + "\n" for e in examples))
+    shown = [e["wrong_attempts"] for e in examples]
+    console.print(f"wrote {len(examples)} examples from {len({e['id'] for e in examples})} of {len(lines)} questions "
+                  f"to {out} (wrong attempts shown: {', '.join(f'{k}: {shown.count(k)}' for k in sorted(set(shown)))})")
