@@ -283,7 +283,7 @@ def _job(config: ServerConfig, servable: list[str], body, messages: list[tuple[s
         raise ApiError(404, f"model {body.model!r} does not exist; this server serves {config.served_model!r} "
                             f"(optionally {config.served_model}+STRATEGY)", code="model_not_found", param="model")
     options = body.testtime or protocol.TesttimeOptions()
-    thinking = _thinking_budget(config, body, options.strategy or named)
+    thinking = _thinking_budget(config, body, options.strategy or named or None)
     if thinking is not None:
         options = options.model_copy(update={"strategy": THINKING_STRATEGY,
                                              "params": {**options.params, "max_thinking_tokens": thinking}})
