@@ -77,6 +77,15 @@ def select_weighted(candidates: Sequence[Candidate]) -> Candidate | None:
     return _vote(candidates, lambda c: c.score if c.score is not None else 0.0)
 
 
+def checked_selector(owner: str, value) -> str:
+    """A strategy's ``selector`` parameter as its name, or a ValueError naming the choices."""
+    value = getattr(value, "value", value)  # Selector.BEST or "best"
+    allowed = tuple(s.value for s in Selector)
+    if value not in allowed:
+        raise ValueError(f"{owner}: selector must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def select(candidates: Sequence[Candidate], selector: Selector | str) -> Candidate | None:
     selector = Selector(selector)
     if selector is Selector.BEST:

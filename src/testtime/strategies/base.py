@@ -17,7 +17,7 @@ from testtime.params import ParameterError
 from testtime.prompting import PromptTemplate
 from testtime.reasoning import TAGS
 from testtime.registry import Registered
-from testtime.selection import Candidate
+from testtime.selection import Candidate, Selector
 from testtime.tasks import Task
 from testtime.verifiers.base import Verifier
 
@@ -112,6 +112,9 @@ class Strategy(Registered, abc.ABC):
     def check(self, verifier: Verifier | None) -> None:
         if self.uses_verifier and verifier is None:
             raise ParameterError(f"strategy {self.name!r} needs a verifier")
+        selector = getattr(self, "selector", None)  # a strategy that chooses by score needs the scores
+        if verifier is None and selector in (Selector.BEST.value, Selector.WEIGHTED.value):
+            raise ParameterError(f"strategy {self.name!r} with selector {selector!r} needs a verifier")
 
     def describe(self) -> dict:
         from dataclasses import asdict, is_dataclass

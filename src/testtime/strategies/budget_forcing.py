@@ -20,9 +20,8 @@ from typing import Sequence
 from testtime.answers import extract_answer, normalize_answer
 from testtime.generators.base import Completion, GenerationRequest
 from testtime.ledger import Ledger
-from testtime.params import ParameterError
 from testtime.reasoning import TAGS
-from testtime.selection import Candidate, Selector, select
+from testtime.selection import Candidate, Selector, checked_selector, select
 from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
 from testtime.strategies.parallel import score_candidates
 from testtime.tasks import Task
@@ -78,10 +77,7 @@ class BudgetForcing(Strategy):
                                  f"min_thinking_tokens ({self.min_thinking_tokens})")
         if self.thinking not in MODES:
             raise ValueError(f"{self.name}: thinking must be one of {', '.join(MODES)}, got {self.thinking!r}")
-        self.selector = getattr(self.selector, "value", self.selector)
-        allowed = tuple(s.value for s in Selector)
-        if self.selector not in allowed:
-            raise ValueError(f"{self.name}: selector must be one of {', '.join(allowed)}, got {self.selector!r}")
+        self.selector = checked_selector(self.name, self.selector)
         if not self.wait.strip() or not self.answer_cue.strip():
             raise ValueError(f"{self.name}: wait and answer_cue must not be empty")
 
@@ -89,10 +85,6 @@ class BudgetForcing(Strategy):
         value = getattr(self, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ValueError(f"{self.name}: {name} must be an integer >= {least}, got {value!r}")
-
-    def check(self, verifier) -> None:
-        if self.selector != Selector.MAJORITY.value and verifier is None:
-            raise ParameterError(f"strategy {self.name!r} with selector {self.selector!r} needs a verifier")
 
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         self.check(ctx.verifier)

@@ -15,8 +15,7 @@ from typing import Sequence
 
 from testtime.generators.base import GenerationRequest, Prompt
 from testtime.ledger import Ledger
-from testtime.params import ParameterError
-from testtime.selection import Candidate, Selector, select
+from testtime.selection import Candidate, Selector, checked_selector, select
 from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
 from testtime.strategies.parallel import score_candidates
 from testtime.tasks import Task
@@ -55,16 +54,9 @@ class Revisions(Strategy):
             raise ValueError(f"{self.name}: context must be an integer >= 0, got {self.context!r}")
         if self.budget % self.chains:
             raise ValueError(f"{self.name}: budget ({self.budget}) must be a multiple of chains ({self.chains})")
-        self.selector = getattr(self.selector, "value", self.selector)
-        allowed = tuple(s.value for s in Selector)
-        if self.selector not in allowed:
-            raise ValueError(f"{self.name}: selector must be one of {', '.join(allowed)}, got {self.selector!r}")
+        self.selector = checked_selector(self.name, self.selector)
         if not self.revision_request.strip():
             raise ValueError(f"{self.name}: revision_request must not be empty")
-
-    def check(self, verifier) -> None:  # majority needs no verifier; best and weighted choose by its scores
-        if self.selector != Selector.MAJORITY.value and verifier is None:
-            raise ParameterError(f"strategy {self.name!r} with selector {self.selector!r} needs a verifier")
 
     @property
     def length(self) -> int:
