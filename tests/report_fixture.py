@@ -82,8 +82,7 @@ def fake_run(tasks: list[Task], seeds: tuple[int, ...] = (0, 1)) -> list[tuple[d
     out = []
     for unit, ctx in units:
         results = unit.strategy.solve(tasks, ctx)
-        out.append(({"strategy": unit.strategy.name, "budget": unit.strategy.budget, "seed": unit.seed},
-                    [unit.line(r) for r in results]))
+        out.append((unit.description(), [unit.line(r) for r in results]))
     return out
 
 

@@ -194,3 +194,32 @@ def test_revision_data_from_the_cli_on_the_demo_pool(demo_run, tmp_path):
         assert f"wrote {len(examples)} examples" in " ".join(done.output.split())
     missing = CliRunner().invoke(app, ["revision-data", str(tmp_path / "none"), "--out", str(out)])
     assert missing.exit_code == 2 and "holds no run" in " ".join(missing.output.split())
+
+
+def test_a_sweep_over_chains_keeps_each_ratio_apart_and_a_policy_can_choose_one(tmp_path):
+    """Units of one strategy that differ in a parameter are separate curves, and a policy that picks
+    one runs it with its own parameters (scripted generator; the fake report run has a pool)."""
+    from report_fixture import fake_run, make_tasks
+    from testtime.analysis.sweep import SweepAnalysis, run_labels
+    from testtime.runner import Unit
+
+    assert run_labels([{"strategy": "revisions", "budget": 4, "chains": 1, "context": 4, "seed": 0},
+                       {"strategy": "revisions", "budget": 4, "chains": 2, "context": 4, "seed": 1},
+                       {"strategy": "majority", "budget": 4, "seed": 0}]) == [
+        "revisions[chains=1]", "revisions[chains=2]", "majority"]
+    tasks = make_tasks(8)
+    units = fake_run(tasks, seeds=(0,))  # a pool, two beam searches, revisions with chains=2
+    gen = ScriptedGenerator(lambda question, index: f"The answer is: {index % 3}")
+    sequential = Unit(Strategy.create("revisions", budget=4, chains=1), 0)
+    units.append(({**sequential.description()}, [sequential.line(r) for r in sequential.strategy.solve(
+        tasks, Context(generator=gen))]))
+    analysis = SweepAnalysis(units, strategies=["majority", "best_of_n"])
+    labels = {(p.strategy, p.budget) for p in analysis.points if p.source == "run"}
+    assert {("revisions[chains=1]", 4), ("revisions[chains=2]", 4)} <= labels
+    options = {o.label: o for o in analysis.options()}
+    assert options["revisions[chains=1]@4"].name == "revisions" and options["revisions[chains=1]@4"].params["chains"] == 1
+    policy = analysis.deployable_policy()
+    for table in policy["budgets"].values():
+        for choice in table["choices"]:  # every choice can be created as written
+            made = Strategy.create(choice["strategy"], budget=choice["budget"], **choice.get("params", {}))
+            assert made.name == choice["strategy"]

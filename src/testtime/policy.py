@@ -43,10 +43,12 @@ def assign_levels(difficulty: Sequence[float], edges: Sequence[float]) -> np.nda
 class Option:
     """A strategy at a budget, with its per-question expected correctness and cost."""
 
-    strategy: str
+    strategy: str  # as the analysis labels it ("revisions[chains=4]")
     budget: int
     correct: np.ndarray
     cost: np.ndarray  # computed tokens per question, probe included
+    name: str = ""  # the strategy to create (default: the label)
+    params: dict = field(default_factory=dict)  # its parameters besides the budget
 
     @property
     def label(self) -> str:
@@ -67,7 +69,8 @@ class Policy:
     def to_dict(self) -> dict:
         return {"edges": self.edges, "limit": self.limit, "train_accuracy": self.train_accuracy,
                 "train_cost": self.train_cost,
-                "choices": [{"level": i + 1, "strategy": o.strategy, "budget": o.budget}
+                "choices": [{"level": i + 1, "strategy": o.name or o.strategy, "budget": o.budget,
+                             **({"params": o.params} if o.params else {})}
                             for i, o in enumerate(self.choices)], **self.meta}
 
 

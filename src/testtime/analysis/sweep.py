@@ -10,6 +10,8 @@ the cache, completion and verifier tokens), FLOPs and wall time.
 
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,12 +57,13 @@ class Cost:
 class Point:
     """One strategy at one budget: expected correctness and cost per question."""
 
-    strategy: str
+    strategy: str  # its label: the strategy's name, with the parameters that tell its units apart
     budget: int
     source: str  # "pool" (estimated from the shared pool) or "run" (ran as itself)
     correct: np.ndarray
     cost: Cost
     samples: float | None = None  # mean samples used (pool estimates)
+    params: dict | None = None  # a run's own parameters: what a policy that chooses it runs it with
 
     @property
     def accuracy(self) -> float:
@@ -119,6 +122,27 @@ def _power_budgets(largest: int) -> list[int]:
     return [2**i for i in range(int(math.log2(largest)) + 1)]
 
 
+def run_settings(d: dict) -> dict:
+    """A unit's own parameters: its description less its name, budget and seed."""
+    return {k: v for k, v in d.items() if k not in ("strategy", "budget", "seed")}
+
+
+def run_labels(descriptions: Sequence[dict]) -> list[str]:
+    """A name per unit that ran as itself: its strategy's, with the parameters in which it differs from
+    the strategy's other units where there are several ("revisions[chains=4]"); seeds and budgets
+    are what a curve runs over, never part of the name."""
+    settings = run_settings
+    by_strategy: dict[str, list[dict]] = {}
+    for d in descriptions:
+        by_strategy.setdefault(d["strategy"], []).append(settings(d))
+    labels = []
+    for d in descriptions:
+        others = by_strategy[d["strategy"]]
+        varying = sorted(k for k in settings(d) if len({json.dumps(o.get(k), sort_keys=True) for o in others}) > 1)
+        labels.append(d["strategy"] + (f"[{','.join(f'{k}={settings(d)[k]}' for k in varying)}]" if varying else ""))
+    return labels
+
+
 class SweepAnalysis:
     """Everything the report shows, computed from one run's stored lines."""
 
@@ -135,9 +159,11 @@ class SweepAnalysis:
         self.pools = [{line["id"]: PoolQuestion.from_line(line) for line in lines} for _, lines in pools]
         self.pool_size = min((len(q.candidates) for p in self.pools for q in p.values()), default=0)
         self.probe = min(probe, self.pool_size) if self.pool_size else 0
-        self.run_lines = {(d["strategy"], d.get("budget")): [] for d, _ in runs}
-        for d, lines in runs:
-            self.run_lines[(d["strategy"], d.get("budget"))].append({line["id"]: line for line in lines})
+        labels = run_labels([d for d, _ in runs])
+        self.run_lines = {(label, d.get("budget")): [] for label, (d, _) in zip(labels, runs)}
+        self.run_params = {label: run_settings(d) for label, (d, _) in zip(labels, runs)}
+        for label, (d, lines) in zip(labels, runs):
+            self.run_lines[(label, d.get("budget"))].append({line["id"]: line for line in lines})
         self.points = self._pool_points(strategies) + self._run_points()
 
     # -- points -------------------------------------------------------------------------------------
@@ -192,7 +218,8 @@ class SweepAnalysis:
                 for qid, line in by_id.items():
                     rows[self.index[qid]] += (bool(line["correct"]), *run_cost(line))
             rows /= len(seeds)
-            points.append(Point(name, budget or 1, "run", rows[:, 0], Cost(rows[:, 1], rows[:, 2], rows[:, 3])))
+            points.append(Point(name, budget or 1, "run", rows[:, 0], Cost(rows[:, 1], rows[:, 2], rows[:, 3]),
+                                params=self.run_params[name]))
         return points
 
     def curve(self, strategy: str) -> list[Point]:
@@ -273,7 +300,8 @@ class SweepAnalysis:
                 continue
             # A parallel option continues the probe's sample stream; a search pays for the probe on top.
             cost = np.maximum(p.cost.tokens, probe) if p.source == POOL else p.cost.tokens + probe
-            out.append(Option(p.strategy, p.budget, p.correct, cost))
+            out.append(Option(p.strategy, p.budget, p.correct, cost, name=p.strategy.split("[")[0],
+                              params=p.params or {}))
         return out
 
     def _probe_cost(self) -> np.ndarray:

@@ -75,7 +75,7 @@ class ComputeOptimal(Strategy):
 
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         table = load_policy(self.policy, self.budget)
-        choices = [Strategy.create(c["strategy"], budget=c["budget"]) for c in table["choices"]]
+        choices = [Strategy.create(c["strategy"], budget=c["budget"], **c.get("params", {})) for c in table["choices"]]
         for choice in choices:
             choice.check(ctx.verifier)
         probe_ledgers = [Ledger() for _ in tasks]
