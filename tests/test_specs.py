@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from testtime.params import Param, ParameterError, build, parameters, parse_assignments, parse_settings
-from testtime.specs import make_verifier, pool_parallel, split_budgets, strategy_units
+from testtime.specs import make_verifier, pool_parallel, split_budgets, split_spec, strategy_units
 from testtime.strategies import Strategy
 
 
@@ -105,6 +105,18 @@ def test_units_take_each_parameter_where_a_strategy_declares_it():
         strategy_units(["best_of_n"], [2], [0], None)
     with pytest.raises(ParameterError, match="budgets after '@' must be integers"):
         split_budgets("beam_search@4,x")
+
+
+def test_one_sweep_holds_a_strategy_at_several_settings_of_its_own():
+    units = strategy_units(["revisions[chains=1]@4", "revisions[chains=2, context=1]@4", "revisions@8"], [2], [0],
+                           None, texts={"context": "3"})
+    assert [(u.strategy.budget, u.strategy.chains, u.strategy.context) for u in units] == [
+        (4, 1, 3), (4, 2, 1), (8, 1, 3)]  # a bracket's own setting wins over the run's --param
+    assert split_spec("revisions[chains=4]@16,32") == ("revisions", {"chains": "4"}, [16, 32])
+    with pytest.raises(ParameterError, match="parameters go in brackets"):
+        split_spec("revisions[chains=4@16")
+    with pytest.raises(ParameterError, match="chains = 'x': expected an integer"):
+        strategy_units(["revisions[chains=x]"], [2], [0], None)
 
 
 def test_parallel_units_are_pooled_at_their_largest_budget():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from testtime.heads.artifact import shipped_artifact
-from testtime.params import ParameterError, parse_settings
+from testtime.params import ParameterError, parse_assignments, parse_settings
 from testtime.runner import Unit
 from testtime.strategies import ParallelStrategy, Strategy
 from testtime.verifiers import ProcessVerifier, Verifier
@@ -59,6 +59,18 @@ def split_budgets(spec: str) -> tuple[str, list[int]]:
         raise ParameterError(f"strategy {spec!r}: budgets after '@' must be integers, e.g. beam_search@4,16") from None
 
 
+def split_spec(spec: str) -> tuple[str, dict[str, str], list[int]]:
+    """'revisions[chains=4,context=2]@16' -> ('revisions', {'chains': '4', 'context': '2'}, [16]): a strategy
+    with parameters of its own (beside the run's --param), so one sweep can hold several settings."""
+    head, at, budgets = spec.partition("@")
+    name, bracket, rest = head.partition("[")
+    if bracket and not rest.endswith("]"):
+        raise ParameterError(f"strategy {spec!r}: parameters go in brackets, e.g. revisions[chains=4]@16")
+    own = rest[:-1].strip()
+    settings = parse_assignments(f"strategy {spec!r}", [p.strip() for p in own.split(",")]) if own else {}
+    return name, settings, split_budgets(name + at + budgets)[1]
+
+
 def strategy_units(specs: Sequence[str], budgets: Sequence[int], seeds: Sequence[int], verifier: Verifier | None, *,
                    params: Mapping[str, Any] | None = None, texts: Mapping[str, str] | None = None,
                    unused: str = "error") -> list[Unit]:
@@ -67,8 +79,8 @@ def strategy_units(specs: Sequence[str], budgets: Sequence[int], seeds: Sequence
     ``params`` (typed) and ``texts`` (command-line text) go to each strategy that takes them;
     one that no chosen strategy takes is an error; with ``unused="ignore"``, only one that no
     strategy at all takes (a typo)."""
-    own_budgets = dict(split_budgets(spec) for spec in specs)
-    classes = {name: Strategy.lookup(name) for name in own_budgets}
+    parsed = [split_spec(spec) for spec in specs]
+    classes = {name: Strategy.lookup(name) for name, _, _ in parsed}
     given = {**(params or {}), **(texts or {})}
     if "budget" in given:  # else it would silently override the budgets asked for
         raise ParameterError("budget is not a strategy parameter here: give it as the budget (or NAME@B1,B2)")
@@ -80,11 +92,12 @@ def strategy_units(specs: Sequence[str], budgets: Sequence[int], seeds: Sequence
             raise ParameterError(f"{verb.format(chosen)} not take {option}; strategies that do: "
                                  f"{', '.join(takers) or 'none'}")
     units: list[Unit] = []
-    for name, cls in classes.items():
+    for name, own, own_budgets in parsed:
+        cls = classes[name]
         typed = {k: v for k, v in (params or {}).items() if k in cls.parameters()}
         typed |= parse_settings(cls, f"strategy {name!r}",
-                                {k: v for k, v in (texts or {}).items() if k in cls.parameters()})
-        for budget in sorted({cls.fixed_budget} if cls.fixed_budget else set(own_budgets[name] or budgets)):
+                                {**{k: v for k, v in (texts or {}).items() if k in cls.parameters()}, **own})
+        for budget in sorted({cls.fixed_budget} if cls.fixed_budget else set(own_budgets or budgets)):
             chosen = Strategy.create(name, **{"budget": budget, **typed})
             chosen.check(verifier)
             units += [Unit(chosen, s) for s in seeds]

@@ -18,7 +18,7 @@ from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.params import parse_assignments
 from testtime.retry import UpstreamError
 from testtime.runner import Plan, Unit, check_prompts_fit
-from testtime.specs import make_verifier, pool_parallel, split_budgets, strategy_units
+from testtime.specs import make_verifier, pool_parallel, split_spec, strategy_units
 from testtime.store import RunStore
 from testtime.strategies import Strategy
 from testtime.tasks import FieldMap, load_dataset
@@ -197,7 +197,7 @@ def demo(
     try:
         tasks = load_dataset("sample", limit=limit)
         for name in strategy:  # a misspelt strategy fails before the PRM's feature model loads
-            Strategy.lookup(split_budgets(name)[0])
+            Strategy.lookup(split_spec(name)[0])
         verifier_name = "prm" if shipped_artifact(model) else "arithmetic"
         verifier = make_verifier(verifier_name, aggregation="product", policy=model)
         units = strategy_units(list(dict.fromkeys(strategy)), [search_budget], [seed], verifier,

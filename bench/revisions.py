@@ -1,0 +1,51 @@
+"""The sequential/parallel ratio (Snell et al. 2024, section 6): at one budget, revisions in 1, 2, 4 ...
+chains (chains = budget is parallel sampling: majority@budget from the shared pool), on GSM8K with the
+default model, then the per-level analysis (which ratio is best for easy and for hard questions, with
+paired intervals) and the compute-optimal policy that may choose among them. One `testtime sweep`,
+resumable; `--snapshot` writes its run store to bench/data/ (commit it) and a fresh machine restores it.
+
+    .venv/bin/python bench/revisions.py --questions 100 --budget 8 --chains 1 --chains 2 --chains 4
+    .venv/bin/python bench/revisions.py --snapshot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from snapshots import REPO, restore, snapshot
+
+TESTTIME = [sys.executable, "-m", "testtime"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--budget", type=int, default=8)
+    parser.add_argument("--chains", type=int, action="append", help="chains of revisions; repeat (default 1, 2, 4)")
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--out", type=Path, default=Path("runs/revisions"))
+    parser.add_argument("--snapshot", action="store_true", help="write the run store to bench/data/ and stop")
+    a = parser.parse_args()
+    if a.snapshot:
+        snapshot(a.out, "revisions-sweep")
+        return
+    restore(a.out, "revisions-sweep")
+    chains = a.chains or [1, 2, 4]
+    args = ["sweep", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
+            "--chunk-size", "25", "--strategy", "majority", "--strategy", "single",
+            *(f"--strategy=revisions[chains={c}]@{a.budget}" for c in chains),
+            *(f"--n={2 ** i}" for i in range(a.budget.bit_length()) if 2 ** i <= a.budget), "--out", str(a.out)]
+    resume = ["--resume"] if (a.out / "run.db").exists() else []
+    print("$ testtime", " ".join(args + resume), flush=True)
+    subprocess.run(TESTTIME + args + resume, check=True)
+    scaling = json.loads((a.out / "scaling.json").read_text())
+    for level in scaling["difficulty"]["oracle"]:
+        print(json.dumps({k: level.get(k) for k in ("level", "questions", "best", "versus_next", "points")}))
+
+
+if __name__ == "__main__":
+    main()
