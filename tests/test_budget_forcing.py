@@ -182,3 +182,18 @@ def test_a_thought_in_tags_is_split_into_steps_by_paragraph_sentence_or_turn():
     assert split_steps("a\n\nb") == ["a", "b"]  # no tags: the delimiter as before
     with pytest.raises(ValueError, match="thinking split 'words' is not one of paragraph, sentence, markers"):
         split_steps(text, thinking="words")
+
+
+def test_reasoning_tokens_are_counted_where_the_chat_template_opened_the_thought():
+    from testtime.generators import GenerationRequest, Prompt
+    from testtime.ledger import Ledger
+
+    gen = ContinuingGenerator(lambda question, so_far: "one two three four", thinks_in_tags=True)
+    plain, opened = Ledger(), Ledger()
+    gen.generate([GenerationRequest(Prompt.chat(None, "q"))], [plain])
+    gen.opens_thinking = True  # a reply now starts inside thinking, with no tag of its own
+    gen.generate([GenerationRequest(Prompt.chat(None, "q"))], [opened])
+    assert (plain.reasoning_tokens, opened.reasoning_tokens) == (0, 4)
+    after = Ledger()  # once the continuation closed the thought, the rest is the answer
+    gen.generate([GenerationRequest(Prompt.chat(None, "q").extend("x</think>"))], [after])
+    assert after.reasoning_tokens == 0 and after.completion_tokens == 4

@@ -136,6 +136,7 @@ class Generator(abc.ABC):
     max_model_len: int | None = None
     show_progress: bool = False  # a progress bar over each batched call, where the backend has one
     thinks_in_tags: bool = False  # the model reasons in <think> tags (testtime.reasoning), where known
+    opens_thinking: bool = False  # its chat template writes the opening tag: a reply starts inside thinking
 
     @abc.abstractmethod
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -161,7 +162,8 @@ class Generator(abc.ABC):
         return results
 
     def _count_reasoning(self, request: GenerationRequest, result: GenerationResult) -> GenerationResult:
-        inside = TAGS.is_open(request.prompt.continuation)
+        continuation = request.prompt.continuation
+        inside = TAGS.is_open(continuation) or (self.opens_thinking and TAGS.close not in continuation)
         if not inside and not any(TAGS.open in c.text or TAGS.close in c.text for c in result.completions):
             return result  # the common case: no thinking tags anywhere
         completions = []

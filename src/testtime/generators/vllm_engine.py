@@ -92,6 +92,7 @@ class VLLMGenerator(Generator):
         self.tokenizer = self.llm.get_tokenizer()
         self.renderer = ChatRenderer(self.tokenizer, max_model_len)
         self.thinks_in_tags = TAGS.close in (getattr(self.tokenizer, "chat_template", None) or "")
+        self.opens_thinking = self.render(Prompt.chat(None, "?")).rstrip().endswith(TAGS.open)
         self.model = model
         self.dtype = kwargs["dtype"]
         self.max_model_len = max_model_len
