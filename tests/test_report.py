@@ -15,9 +15,9 @@ from testtime.analysis.sweep import SweepAnalysis
 from testtime.answers import answers_match
 from testtime.report import explorer_data, write_report
 
-PANELS = ["panel-tokens", "panel-flops", "panel-coverage", "panel-compute-optimal", "panel-difficulty",
+PANELS = ["panel-tokens", "panel-flops", "panel-coverage", "panel-compute-optimal", "panel-difficulty", "panel-ratio",
           "panel-train-test", "panel-points", "panel-explorer"]
-FIGURES = {"tokens", "flops", "coverage", "compute-optimal", "difficulty"}
+FIGURES = {"tokens", "flops", "coverage", "compute-optimal", "difficulty", "ratio"}
 PNGS = ["accuracy_vs_tokens.png", "accuracy_vs_flops.png", "coverage.png", "compute_optimal.png"]
 
 
@@ -135,10 +135,26 @@ def test_missing_data_shows_notes_instead_of_plots(tmp_path):
     assert [p.name for p in paths] == ["report.html", "accuracy_vs_tokens.png", "accuracy_vs_flops.png"]
     assert not (tmp_path / "coverage.png").exists(), "a PNG from an earlier report was left beside this one"
     page = paths[0].read_text(encoding="utf-8")
-    assert page.count('class="na"') == 5  # coverage, compute-optimal, difficulty, train vs test, explorer
+    # coverage, compute-optimal, difficulty, sequential vs parallel, train vs test, explorer
+    assert page.count('class="na"') == 6
     assert "Not available: the run has no sample pool" in page
     assert "Not available: no larger model was compared" in page
     assert set(embedded(page)["figures"]) == {"tokens", "flops"}
+
+
+def test_the_ratio_panel_puts_each_split_of_one_budget_on_the_chains_axis(report):
+    from testtime.report.figures import ratio_figure, ratio_points
+
+    scaling = report[2]
+    # The fake run: revisions in 2 chains of 2 at budget 4, and majority@4 (4 chains of 1) from the pool.
+    assert ratio_points(scaling) == (4, {2: "revisions@4", 4: "majority@4"})
+    fig, why = ratio_figure(scaling)
+    levels = [row for row in scaling["difficulty"]["oracle"] if row["questions"]]
+    assert why is None and len(fig["data"]) == len(levels)
+    for trace, row in zip(fig["data"], levels):
+        assert trace["x"] == [2, 4] and trace["y"] == [row["points"]["revisions@4"], row["points"]["majority@4"]]
+    alone = {**scaling, "points": [p for p in scaling["points"] if p["strategy"] != "majority"]}
+    assert ratio_points(alone) is None  # one split is no comparison
 
 
 def test_coverage_error_and_lower_bound_efficiency(tmp_path, report):

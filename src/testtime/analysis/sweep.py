@@ -73,7 +73,8 @@ class Point:
         lo, hi = bootstrap_interval(self.correct, seed=seed)
         return {"strategy": self.strategy, "budget": self.budget, "source": self.source,
                 "accuracy": self.accuracy, "ci95": [lo, hi], "questions": int(self.correct.size),
-                **self.cost.means(), **({"samples": self.samples} if self.samples is not None else {})}
+                **self.cost.means(), **({"samples": self.samples} if self.samples is not None else {}),
+                **({"params": self.params} if self.params else {})}
 
 
 @dataclass

@@ -205,6 +205,37 @@ def difficulty_figure(scaling: dict) -> tuple[dict | None, str | None]:
     return out, None
 
 
+def ratio_points(scaling: dict) -> tuple[int, dict[int, str]] | None:
+    """The sequential/parallel sweep at its largest budget B: {chains: point label}, chains = B being
+    parallel sampling (majority@B) where the pool has it; None without revisions in several chains."""
+    revisions = [p for p in scaling.get("points") or []
+                 if p["strategy"].split("[")[0] == "revisions" and (p.get("params") or {}).get("chains")]
+    if not revisions:
+        return None
+    budget = max(p["budget"] for p in revisions)
+    at = {p["params"]["chains"]: f"{p['strategy']}@{budget}" for p in revisions if p["budget"] == budget}
+    if any(p["strategy"] == "majority" and p["budget"] == budget for p in scaling["points"]):
+        at.setdefault(budget, f"majority@{budget}")
+    return (budget, dict(sorted(at.items()))) if len(at) > 1 else None
+
+
+def ratio_figure(scaling: dict) -> tuple[dict | None, str | None]:
+    sweep, levels = ratio_points(scaling), (scaling.get("difficulty") or {}).get("oracle")
+    if sweep is None or not levels:
+        return None, ("no sequential/parallel sweep in this run: revisions at one budget in several chains "
+                      "(revisions[chains=C]@B for a few C, with a pool; bench/revisions.py)")
+    budget, at = sweep
+    fig = go.Figure()
+    for row in levels:
+        if not row.get("questions"):
+            continue
+        fig.add_trace(go.Scatter(
+            x=list(at), y=[(row.get("points") or {}).get(label) for label in at.values()], mode="lines+markers",
+            name=f"L{row['level']} ({row['questions']} q)", customdata=list(at.values()),
+            hovertemplate="%{customdata}: accuracy %{y:.3f}<extra></extra>"))
+    return _layout(fig, f"parallel chains at budget {budget} (1: all sequential, {budget}: all parallel)"), None
+
+
 def compute_optimal_figure(scaling: dict) -> tuple[dict | None, str | None]:
     optimal = scaling.get("compute_optimal")
     if not optimal or not optimal.get("curve"):

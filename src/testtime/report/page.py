@@ -188,6 +188,11 @@ def render(scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> st
         plot_or_note("difficulty", figures.difficulty_figure(scaling), figs)
         + (difficulty_table(difficulty) if difficulty else ""),
         "Questions in five levels (1 easiest); each strategy at its largest budget.", wide=True))
+    sections.append(panel(
+        "panel-ratio", "Sequential vs parallel", plot_or_note("ratio", figures.ratio_figure(scaling), figs),
+        "Accuracy at one budget against how it is split: chains of revisions (each attempt revising the "
+        "last ones) from 1 chain to all-parallel sampling, per oracle difficulty level (1 easiest). A level's "
+        "best split is a claim only where the difficulty table's paired interval separates it."))
     sections.append(panel("panel-train-test", "Train-time vs test-time compute",
                           train_vs_test_body(scaling.get("train_vs_test")), wide=True))
     sections.append(panel("panel-points", "All points", points_table(scaling.get("points") or []),
@@ -202,7 +207,7 @@ def render(scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> st
     nav = "".join(f'<a href="#{pid}">{name}</a>' for pid, name in (
         ("panel-tokens", "tokens"), ("panel-flops", "FLOPs"), ("panel-coverage", "coverage"),
         ("panel-compute-optimal", "compute-optimal"), ("panel-difficulty", "difficulty"),
-        ("panel-train-test", "train vs test"), ("panel-points", "points"), ("panel-explorer", "explorer")))
+        ("panel-ratio", "sequential vs parallel"), ("panel-train-test", "train vs test"), ("panel-points", "points"), ("panel-explorer", "explorer")))
     data = embed_json({"title": title, "meta": meta, "scaling": scaling, "explorer": explorer, "figures": figs})
     # MathJaxConfig 'local' keeps plotly from ever reaching for MathJax on a CDN.
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
