@@ -174,3 +174,17 @@ def test_a_paired_difference_is_separated_only_when_its_interval_excludes_zero()
     assert not paired_difference(np.arange(50) < 26, np.arange(50) < 25).separated
     with pytest.raises(ValueError, match="same questions"):
         paired_difference(np.zeros(3), np.zeros(4))
+
+
+def test_a_policy_separated_below_the_baseline_gets_no_ratio_whatever_its_tokens():
+    from testtime.cli.console import efficiency_claim
+    from testtime.report.page import efficiency
+
+    below = {"budget": 4, "accuracy": 0.222, "baseline_accuracy": 0.256, "efficiency": None,
+             "efficiency_at_least": None, "baseline_tokens_to_match": None,
+             "versus_baseline": {"difference": -0.034, "ci95": [-0.06, -0.01], "separated": True, "questions": 200},
+             "versus_best_baseline": {"budget": 16, "difference": -0.11, "ci95": [-0.15, -0.07], "separated": True,
+                                      "questions": 200}}
+    said = efficiency_claim("majority", below)
+    assert said.startswith("no ratio: majority@4 beats the policy") and "-3.4 pp" in said
+    assert efficiency(below) == "below the baseline"

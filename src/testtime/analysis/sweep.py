@@ -337,13 +337,14 @@ class SweepAnalysis:
             limit = float(point.cost.tokens.mean())
             correct, cost, policies = cross_validated(options, difficulty, self.ids, limit, seed=self.seed)
             acc, spent = float(correct.mean()), float(cost.mean())
-            # A ratio is claimed only where the policy's accuracy is separated from the baseline's on the
+            # A ratio is claimed only where the policy's accuracy is separated above the baseline's on the
             # same questions: against the same budget for "needs x times", the best point for "never matches".
+            # A policy separated below the baseline gets no ratio either: whatever its tokens, it lost.
             same_budget = paired_difference(correct, point.correct, seed=self.seed)
             versus_best = paired_difference(correct, most_accurate.correct, seed=self.seed)
             match = cost_to_match(base_costs, base_accs, acc)
-            if match == min(base_costs) or not same_budget.separated:
-                match = None  # no ratio to claim: matched by the cheapest point, or within noise
+            if match == min(base_costs) or not (same_budget.separated and same_budget.difference > 0):
+                match = None  # no ratio to claim: matched by the cheapest point, within noise, or below
             never_matched = acc > max(base_accs) and versus_best.separated and versus_best.difference > 0
             curve.append({"budget": point.budget, "limit_tokens": limit, "accuracy": acc,
                           "ci95": list(bootstrap_interval(correct, seed=self.seed)), "tokens": spent,

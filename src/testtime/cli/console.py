@@ -165,7 +165,7 @@ def efficiency_claim(baseline: str, row: dict) -> str:
     if row["efficiency_at_least"] is not None:
         return f"{baseline} never matches it (>= {row['efficiency_at_least']:.2f}x)"
     same, best = Difference.from_dict(row["versus_baseline"]), row["versus_best_baseline"]
-    if not same.separated:
+    if not same.separated or same.difference < 0:
         return "no ratio: " + same.describe("the policy", f"{baseline}@{row['budget']}")
     if row["accuracy"] > row["baseline_accuracy"] and row["baseline_tokens_to_match"] is None:
         return "no ratio: " + Difference.from_dict(best).describe("the policy", f"{baseline}@{best['budget']}")

@@ -104,7 +104,7 @@ def efficiency(row: dict) -> str:
         return f"≥ {row['efficiency_at_least']:.2f}×"  # the baseline never matches: only a lower bound
     if not row["versus_baseline"]["separated"]:
         return "not separated"
-    return "—"
+    return "below the baseline" if row["versus_baseline"]["difference"] < 0 else "—"
 
 
 def difference(row: dict) -> str:
