@@ -179,6 +179,8 @@ def test_a_thought_in_tags_is_split_into_steps_by_paragraph_sentence_or_turn():
     assert split_steps(text, thinking="markers") == ["3 + 4 = 7. So 7 apples.", "Wait, check: 4 + 3 = 7.",
                                                      "Alternatively count up.", "The answer is 7"]
     assert Solution("q", text, thinking_split="markers").steps == split_steps(text, thinking="markers")
+    with pytest.raises(ValueError, match="thinking split 'words'"):  # refused when the run is set up
+        Context(generator=ContinuingGenerator(untagged), thinking_split="words")
     assert split_steps("a\n\nb") == ["a", "b"]  # no tags: the delimiter as before
     with pytest.raises(ValueError, match="thinking split 'words' is not one of paragraph, sentence, markers"):
         split_steps(text, thinking="words")

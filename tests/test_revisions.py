@@ -194,6 +194,9 @@ def test_revision_data_from_the_cli_on_the_demo_pool(demo_run, tmp_path):
         assert f"wrote {len(examples)} examples" in " ".join(done.output.split())
     missing = CliRunner().invoke(app, ["revision-data", str(tmp_path / "none"), "--out", str(out)])
     assert missing.exit_code == 2 and "holds no run" in " ".join(missing.output.split())
+    if "no question" not in done.output:  # an --out that cannot be written is a clear error, not a traceback
+        unwritable = CliRunner().invoke(app, ["revision-data", str(demo_run), "--out", str(tmp_path)])
+        assert unwritable.exit_code == 2 and "cannot write" in " ".join(unwritable.output.split())
 
 
 def test_a_sweep_over_chains_keeps_each_ratio_apart_and_a_policy_can_choose_one(tmp_path):

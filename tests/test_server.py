@@ -424,6 +424,8 @@ def test_serve_command_end_to_end_and_sigterm_stops_it_and_its_engine(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("colour = 1\n", "unknown setting(s) colour"),
     ("port = [\n", "server.toml"),
+    ("thinking_budgets = {low = 64}\n", "thinking_budgets must give each of low, medium, high a number of tokens"),
+    ("thinking_budgets = {low = 64, medium = 0, high = 9}\n", "got {'low': 64, 'medium': 0, 'high': 9}"),
 ])
 def test_serve_rejects_a_bad_config_before_loading_the_model(tmp_path, content, message):
     from typer.testing import CliRunner

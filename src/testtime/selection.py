@@ -77,10 +77,11 @@ def select_weighted(candidates: Sequence[Candidate]) -> Candidate | None:
     return _vote(candidates, lambda c: c.score if c.score is not None else 0.0)
 
 
-def checked_selector(owner: str, value) -> str:
-    """A strategy's ``selector`` parameter as its name, or a ValueError naming the choices."""
+def checked_selector(owner: str, value, allowed: Sequence[str] | None = None) -> str:
+    """A strategy's ``selector`` parameter as its name, or a ValueError naming the choices
+    (``allowed``: the shared selectors, or a strategy's own list that adds to them)."""
     value = getattr(value, "value", value)  # Selector.BEST or "best"
-    allowed = tuple(s.value for s in Selector)
+    allowed = tuple(allowed) if allowed is not None else tuple(s.value for s in Selector)
     if value not in allowed:
         raise ValueError(f"{owner}: selector must be one of {', '.join(allowed)}, got {value!r}")
     return value

@@ -20,13 +20,18 @@ _TURN = re.compile(r"\s*(?=\b(?:" + "|".join(re.escape(m) for m in sorted(TURN_M
                    + r")\b)")
 
 
+def check_thinking_split(thinking: str) -> str:
+    if thinking not in THINKING_SPLITS:
+        raise ValueError(f"thinking split {thinking!r} is not one of {', '.join(THINKING_SPLITS)}")
+    return thinking
+
+
 def split_steps(text: str, delimiter: str = DEFAULT_STEP_DELIMITER, thinking: str = "paragraph") -> list[str]:
     """Non-empty steps of a solution, in order (a text without delimiters is one step)."""
+    check_thinking_split(thinking)
     reasoning, answer = TAGS.split(text)
     if not reasoning.strip():
         return _split(text, delimiter)
-    if thinking not in THINKING_SPLITS:
-        raise ValueError(f"thinking split {thinking!r} is not one of {', '.join(THINKING_SPLITS)}")
     pattern = {"paragraph": None, "sentence": _SENTENCE_END, "markers": _TURN}[thinking]
     thought = _split(reasoning, delimiter) if pattern is None else [
         s.strip() for s in pattern.split(reasoning.strip()) if s.strip()]

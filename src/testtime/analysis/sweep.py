@@ -11,7 +11,6 @@ the cache, completion and verifier tokens), FLOPs and wall time.
 from __future__ import annotations
 
 import json
-
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -66,6 +65,11 @@ class Point:
     params: dict | None = None  # a run's own parameters: what a policy that chooses it runs it with
 
     @property
+    def name(self) -> str:
+        """The strategy itself, without the parameters its label adds (``run_labels``)."""
+        return self.strategy.partition("[")[0]
+
+    @property
     def accuracy(self) -> float:
         return float(self.correct.mean())
 
@@ -74,7 +78,7 @@ class Point:
         return {"strategy": self.strategy, "budget": self.budget, "source": self.source,
                 "accuracy": self.accuracy, "ci95": [lo, hi], "questions": int(self.correct.size),
                 **self.cost.means(), **({"samples": self.samples} if self.samples is not None else {}),
-                **({"params": self.params} if self.params else {})}
+                **({"name": self.name, "params": self.params} if self.params else {})}
 
 
 @dataclass
@@ -132,15 +136,14 @@ def run_labels(descriptions: Sequence[dict]) -> list[str]:
     """A name per unit that ran as itself: its strategy's, with the parameters in which it differs from
     the strategy's other units where there are several ("revisions[chains=4]"); seeds and budgets
     are what a curve runs over, never part of the name."""
-    settings = run_settings
     by_strategy: dict[str, list[dict]] = {}
     for d in descriptions:
-        by_strategy.setdefault(d["strategy"], []).append(settings(d))
+        by_strategy.setdefault(d["strategy"], []).append(run_settings(d))
     labels = []
     for d in descriptions:
-        others = by_strategy[d["strategy"]]
-        varying = sorted(k for k in settings(d) if len({json.dumps(o.get(k), sort_keys=True) for o in others}) > 1)
-        labels.append(d["strategy"] + (f"[{','.join(f'{k}={settings(d)[k]}' for k in varying)}]" if varying else ""))
+        own, others = run_settings(d), by_strategy[d["strategy"]]
+        varying = sorted(k for k in own if len({json.dumps(o.get(k), sort_keys=True) for o in others}) > 1)
+        labels.append(d["strategy"] + (f"[{','.join(f'{k}={own[k]}' for k in varying)}]" if varying else ""))
     return labels
 
 
@@ -301,8 +304,7 @@ class SweepAnalysis:
                 continue
             # A parallel option continues the probe's sample stream; a search pays for the probe on top.
             cost = np.maximum(p.cost.tokens, probe) if p.source == POOL else p.cost.tokens + probe
-            out.append(Option(p.strategy, p.budget, p.correct, cost, name=p.strategy.split("[")[0],
-                              params=p.params or {}))
+            out.append(Option(p.strategy, p.budget, p.correct, cost, name=p.name, params=p.params or {}))
         return out
 
     def _probe_cost(self) -> np.ndarray:

@@ -255,7 +255,10 @@ def revision_data(
     examples = revision_examples(lines, params)
     if not examples:
         fail(f"revision-data: no question of {pool_run} has a right sample to revise towards")
-    write_atomic(out, "".join(json.dumps(e) + "\n" for e in examples))
+    try:
+        write_atomic(out, "".join(json.dumps(e) + "\n" for e in examples))
+    except OSError as exc:
+        fail(f"revision-data: cannot write {out}: {exc}")
     shown = [e["wrong_attempts"] for e in examples]
     console.print(f"wrote {len(examples)} examples from {len({e['id'] for e in examples})} of {len(lines)} questions "
                   f"to {out} (wrong attempts shown: {', '.join(f'{k}: {shown.count(k)}' for k in sorted(set(shown)))})")

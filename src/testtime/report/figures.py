@@ -209,7 +209,7 @@ def ratio_points(scaling: dict) -> tuple[int, dict[int, str]] | None:
     """The sequential/parallel sweep at its largest budget B: {chains: point label}, chains = B being
     parallel sampling (majority@B) where the pool has it; None without revisions in several chains."""
     revisions = [p for p in scaling.get("points") or []
-                 if p["strategy"].split("[")[0] == "revisions" and (p.get("params") or {}).get("chains")]
+                 if p.get("name") == "revisions" and (p.get("params") or {}).get("chains")]
     if not revisions:
         return None
     budget = max(p["budget"] for p in revisions)

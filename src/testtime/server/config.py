@@ -35,6 +35,13 @@ class ServerConfig:
     max_queue: int = 256  # waiting requests; beyond this, 429 with Retry-After
     batch_window_seconds: float = 0.05  # how long the scheduler waits to gather a batch
 
+    def __post_init__(self):
+        efforts = ("low", "medium", "high")
+        if sorted(self.thinking_budgets) != sorted(efforts) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in self.thinking_budgets.values()):
+            raise ValueError(f"thinking_budgets must give each of {', '.join(efforts)} a number of tokens >= 1, "
+                             f"got {self.thinking_budgets!r}")
+
     @classmethod
     def from_file(cls, path: str | Path) -> ServerConfig:
         """Read a TOML file whose keys are these field names; an unknown key is an error."""

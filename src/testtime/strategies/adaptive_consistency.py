@@ -31,8 +31,7 @@ class AdaptiveConsistency(ParallelStrategy):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.first_round < 1 or self.round_size < 1:
-            raise ValueError("first_round and round_size must be >= 1")
+        self.require_integers(1, "first_round", "round_size")
         if not 0.5 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0.5, 1), got {self.confidence}")
 

@@ -18,6 +18,7 @@ from testtime.prompting import PromptTemplate
 from testtime.reasoning import TAGS
 from testtime.registry import Registered
 from testtime.selection import Candidate, Selector
+from testtime.steps import check_thinking_split
 from testtime.tasks import Task
 from testtime.verifiers.base import Verifier
 
@@ -35,6 +36,9 @@ class Context:
     # Hooks for a caller that watches a run (the server): progress messages, and a per-question stop.
     progress: Callable[[Task, str], None] | None = None
     cancelled: Callable[[Task], bool] | None = None
+
+    def __post_init__(self):
+        check_thinking_split(self.thinking_split)  # refused here, not at the first scored thought
 
     def report(self, task: Task, message: str) -> None:
         if self.progress is not None:
@@ -108,6 +112,13 @@ class Strategy(Registered, abc.ABC):
         from testtime.params import parameters
 
         return tuple(p.name for p in parameters(cls))
+
+    def require_integers(self, least: int, *names: str) -> None:
+        """The named parameters are integers of at least ``least`` (a bool is not one), or a ValueError naming one."""
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{self.name}: {name} must be an integer >= {least}, got {value!r}")
 
     def check(self, verifier: Verifier | None) -> None:
         if self.uses_verifier and verifier is None:

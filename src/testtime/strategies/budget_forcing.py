@@ -66,12 +66,10 @@ class BudgetForcing(Strategy):
         "help": "choice among the samples: majority, best, weighted (these two need a verifier)"})
 
     def __post_init__(self):
-        for name in ("budget", "answer_tokens"):
-            self._require_integer(name, 1)
-        for name in ("min_thinking_tokens", "max_waits"):
-            self._require_integer(name, 0)
+        self.require_integers(1, "budget", "answer_tokens")
+        self.require_integers(0, "min_thinking_tokens", "max_waits")
         if self.max_thinking_tokens is not None:
-            self._require_integer("max_thinking_tokens", 1)
+            self.require_integers(1, "max_thinking_tokens")
             if self.max_thinking_tokens < self.min_thinking_tokens:
                 raise ValueError(f"{self.name}: max_thinking_tokens ({self.max_thinking_tokens}) is below "
                                  f"min_thinking_tokens ({self.min_thinking_tokens})")
@@ -80,11 +78,6 @@ class BudgetForcing(Strategy):
         self.selector = checked_selector(self.name, self.selector)
         if not self.wait.strip() or not self.answer_cue.strip():
             raise ValueError(f"{self.name}: wait and answer_cue must not be empty")
-
-    def _require_integer(self, name: str, least: int) -> None:
-        value = getattr(self, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ValueError(f"{self.name}: {name} must be an integer >= {least}, got {value!r}")
 
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         self.check(ctx.verifier)

@@ -131,8 +131,7 @@ class ParallelStrategy(Strategy):
     budget: int = field(default=8, metadata={"help": "samples per question"})
 
     def __post_init__(self):
-        if not isinstance(self.budget, int) or self.budget < 1:
-            raise ValueError(f"budget must be an integer >= 1, got {self.budget!r}")
+        self.require_integers(1, "budget")
 
     def next_draw(self, candidates: list[Candidate]) -> int:
         """How many more samples this question wants now; 0 when it is done."""

@@ -46,12 +46,8 @@ class Revisions(Strategy):
         "escapes": True, "help": "the user turn after each earlier attempt"})
 
     def __post_init__(self):
-        for name in ("budget", "chains"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{self.name}: {name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.context, int) or self.context < 0:
-            raise ValueError(f"{self.name}: context must be an integer >= 0, got {self.context!r}")
+        self.require_integers(1, "budget", "chains")
+        self.require_integers(0, "context")
         if self.budget % self.chains:
             raise ValueError(f"{self.name}: budget ({self.budget}) must be a multiple of chains ({self.chains})")
         self.selector = checked_selector(self.name, self.selector)

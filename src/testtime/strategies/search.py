@@ -17,7 +17,7 @@ from typing import Sequence
 from testtime.answers import states_final_answer
 from testtime.generators.base import Completion, GenerationRequest
 from testtime.ledger import Ledger
-from testtime.selection import Candidate, Selector, select
+from testtime.selection import Candidate, Selector, checked_selector, select
 from testtime.steps import DEFAULT_STEP_DELIMITER
 from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
 from testtime.tasks import Task
@@ -117,17 +117,14 @@ class SearchStrategy(Strategy):
         self.require_positive("budget", "max_depth", "step_tokens")
         if not self.delimiter:
             raise ValueError(f"{self.name}: delimiter must not be empty")
-        self.selector = getattr(self.selector, "value", self.selector)  # Selector.BEST or "best"
-        allowed = self.selectors()
-        if self.selector not in allowed:
-            raise ValueError(f"{self.name}: selector must be one of {', '.join(allowed)}, got {self.selector!r}")
+        self.selector = checked_selector(self.name, self.selector, self.selectors())
 
     def require_positive(self, *names: str, integer: bool = True) -> None:
+        if integer:
+            return self.require_integers(1, *names)
         for name in names:
             value = getattr(self, name)
-            if integer and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{self.name}: {name} must be an integer >= 1, got {value!r}")
-            if not integer and not (isinstance(value, (int, float)) and value > 0):
+            if not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"{self.name}: {name} must be > 0, got {value!r}")
 
     @classmethod
