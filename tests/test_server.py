@@ -179,6 +179,7 @@ def test_authentication(served):
     ({"max_thinking_tokens": 8, "testtime": {"strategy": "beam_search"}}, "strategy 'beam_search' has none"),
     ({"reasoning_effort": "low", "testtime": {"params": {"max_thinking_tokens": 8}}}, "both set the thinking budget"),
     ({"max_thinking_tokens": 9999}, "max_thinking_tokens 9999 is over this server's cap of 256"),
+    ({"reasoning_effort": "high"}, "reasoning_effort 'high' (768 thinking tokens) is over this server's cap of 256"),
     ({"reasoning_effort": "extreme"}, "reasoning_effort"),
 ])
 def test_bad_testtime_options_are_400(served, extra, message):

@@ -350,8 +350,8 @@ def _thinking_budget(config: ServerConfig, body, named: str | None) -> int | Non
                             "give one", param=param)
     budget = config.thinking_budgets[effort] if effort is not None else tokens
     if budget > config.max_max_tokens:
-        raise ApiError(400, f"max_thinking_tokens {budget} is over this server's cap of {config.max_max_tokens}",
-                       param=param)
+        asked = f"reasoning_effort {effort!r} ({budget} thinking tokens)" if effort else f"max_thinking_tokens {budget}"
+        raise ApiError(400, f"{asked} is over this server's cap of {config.max_max_tokens}", param=param)
     return budget
 
 
