@@ -118,6 +118,7 @@ def test_the_oldest_attempts_leave_a_prompt_that_would_not_fit_the_window():
     ({"context": -1}, "context must be an integer >= 0, got -1"),
     ({"selector": "nope"}, "selector must be one of best, majority, weighted, got 'nope'"),
     ({"revision_request": " "}, "revision_request must not be empty"),
+    ({"reviser": "nowhere"}, "'nowhere' is neither an embedded model (smollm2"),
 ])
 def test_bad_parameters_are_named(params, message):
     with pytest.raises((ValueError, ParameterError), match=message.replace("(", r"\(").replace(")", r"\)")):

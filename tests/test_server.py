@@ -172,6 +172,8 @@ def test_authentication(served):
     ({"testtime": {"strategy": "compute_optimal", "params": {"policy": "/etc/passwd"}}},
      "unknown strategy 'compute_optimal'"),
     ({"testtime": {"budget": 0}}, "budget"),
+    ({"testtime": {"strategy": "revisions", "params": {"reviser": "qwen2.5-coder-1.5b-instruct"}}},
+     "params.reviser opens a model of its own"),
     ({"testtime": {"params": {"budget": 1000}}}, "budget goes in testtime.budget"),  # no way round the cap
     ({"testtime": {"strategy": "mcts", "budget": 4, "params": {"width": 100000}}}, "must be at most the budget"),
     ({"testtime": {"budget": "2"}}, "budget"),

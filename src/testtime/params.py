@@ -41,6 +41,9 @@ class Param:
     # A path on the machine that runs it: a server's client never gives one, only names an entry of the
     # server config's table of that name (ServerConfig.policies).
     names_file: str = ""
+    # A model name that opens an engine of its own (revisions' reviser): the server, which opens no
+    # model for a request, refuses it.
+    opens_model: bool = False
 
     @property
     def required(self) -> bool:
@@ -137,7 +140,7 @@ def parameters(cls: type) -> tuple[Param, ...]:
         hints = typing.get_type_hints(cls)
         return tuple(
             Param(f.name, hints[f.name], _field_default(f), f.metadata.get("help", ""),
-                  f.metadata.get("escapes", False), f.metadata.get("file", ""))
+                  f.metadata.get("escapes", False), f.metadata.get("file", ""), f.metadata.get("opens_model", False))
             for f in dataclasses.fields(cls) if f.init
         )
     hints = typing.get_type_hints(cls.__init__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from testtime.generators.base import (
     DEFAULT_MAX_TOKENS,
@@ -92,6 +93,42 @@ class GeneratorSpec:
                                retry=self.retry)
 
 
+class SecondModel:
+    """A model a component names beside the policy (a judge, a reviser): an embedded model's name or a
+    model folder. The name is checked at once; the model opens as its own in-process engine when first
+    used, so that every setting is checked before any model loads, and one engine per model is shared
+    by every component of the process that names it (a sweep builds a strategy per unit)."""
+
+    _open: dict[GeneratorSpec, Generator] = {}
+
+    def __init__(self, name: str):
+        from testtime.models import EMBEDDED_MODELS
+
+        if name not in EMBEDDED_MODELS and not Path(name).expanduser().is_dir():
+            raise ValueError(f"{name!r} is neither an embedded model ({', '.join(EMBEDDED_MODELS)}) "
+                             "nor a model folder")
+        self.name = name
+        self.spec = GeneratorSpec("vllm", name)
+
+    @property
+    def opened(self) -> bool:
+        return self.spec in self._open
+
+    @property
+    def generator(self) -> Generator:
+        if self.spec not in self._open:
+            generator = self.spec.open()
+            generator.show_progress = False  # the policy's progress bar is the run's
+            self._open[self.spec] = generator
+        return self._open[self.spec]
+
+    def close(self) -> None:
+        """Close the engine (every component naming this model then opens it again when next used)."""
+        generator = self._open.pop(self.spec, None)
+        if generator is not None:
+            generator.close()
+
+
 def open_generator(backend: str, model: str, **options) -> Generator:
     """A generator for a backend name: ``vllm`` (in-process) or ``openai`` (HTTP); options as ``GeneratorSpec``."""
     return GeneratorSpec(backend, model, **options).open()
@@ -110,5 +147,6 @@ __all__ = [
     "PromptTooLongError",
     "RetryPolicy",
     "SamplingParams",
+    "SecondModel",
     "open_generator",
 ]

@@ -301,6 +301,11 @@ def _job(config: ServerConfig, servable: list[str], body, messages: list[tuple[s
             raise ApiError(400, f"{what} {asked} is over this server's cap of {cap}", param=what)
     if budget < body.n:
         raise ApiError(400, f"n ({body.n}) distinct answers need a budget of at least n (budget is {budget})", param="n")
+    for p in parameters(cls):
+        if p.opens_model and options.params.get(p.name):
+            raise ApiError(400, f"params.{p.name} opens a model of its own; this server opens none per request "
+                                f"(serve {cls.name} with `testtime run` or the Python API)",
+                           param=f"testtime.params.{p.name}")
     files = _server_files(cls, options.params, config)
     try:
         strategy = Strategy.create(name, **{"budget": budget, **options.params,

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from testtime.generators.base import GenerationRequest, Prompt
+from testtime.generators import SecondModel
+from testtime.generators.base import GenerationRequest, Generator, Prompt
 from testtime.ledger import Ledger
 from testtime.selection import Candidate, Selector, checked_selector, select
 from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
@@ -30,6 +31,7 @@ DEFAULT_REVISION_REQUEST = (
 class Attempt:
     candidate: Candidate
     seen: int  # how many earlier attempts of its chain its prompt held
+    model: str = ""  # the generator that wrote it: the policy, or the reviser
 
 
 @dataclass
@@ -44,6 +46,9 @@ class Revisions(Strategy):
         "help": "choice within a chain, then among chains: majority, best, weighted (these two need a verifier)"})
     revision_request: str = field(default=DEFAULT_REVISION_REQUEST, metadata={
         "escapes": True, "help": "the user turn after each earlier attempt"})
+    reviser: str = field(default="", metadata={
+        "opens_model": True, "help": "a model (embedded name or folder) that writes every attempt after a "
+                                     "chain's first; default the policy"})
 
     def __post_init__(self):
         self.require_integers(1, "budget", "chains")
@@ -53,6 +58,7 @@ class Revisions(Strategy):
         self.selector = checked_selector(self.name, self.selector)
         if not self.revision_request.strip():
             raise ValueError(f"{self.name}: revision_request must not be empty")
+        self._reviser = SecondModel(self.reviser) if self.reviser else None
 
     @property
     def length(self) -> int:
@@ -68,27 +74,30 @@ class Revisions(Strategy):
                      if not (round_index and ctx.is_cancelled(task))]
             if not wants:
                 break
-            prompts = [self.prompt(ctx, tasks[i], chains[i][c]) for i, c in wants]
+            writer = self._reviser.generator if self._reviser and round_index else ctx.generator
+            prompts = [self.prompt(ctx, tasks[i], chains[i][c], writer) for i, c in wants]
             requests = [GenerationRequest(prompt, params=ctx.sampling_for(tasks[i], "revision", c, round_index))
                         for (i, c), (prompt, _) in zip(wants, prompts)]
-            results = ctx.generator.generate(requests, [ledgers[i] for i, _ in wants])
+            results = writer.generate(requests, [ledgers[i] for i, _ in wants])
             made = [make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens)
                     for c in (r.completions[0] for r in results)]
             if ctx.verifier is not None:
                 score_candidates([(tasks[i], cand) for (i, _), cand in zip(wants, made)],
                                  [ledgers[i] for i, _ in wants], ctx)
             for (i, c), cand, (_, seen) in zip(wants, made, prompts):
-                chains[i][c].append(Attempt(cand, seen))
+                chains[i][c].append(Attempt(cand, seen, writer.name))
             for i in {i for i, _ in wants}:
                 ctx.report(tasks[i], f"{self.name}: round {round_index + 1} of {self.length}, {self.chains} chains")
         return [self._result(task, question_chains, ledger)
                 for task, question_chains, ledger in zip(tasks, chains, ledgers)]
 
-    def prompt(self, ctx: Context, task: Task, chain: list[Attempt]) -> tuple[Prompt, int]:
+    def prompt(self, ctx: Context, task: Task, chain: list[Attempt], writer: Generator | None = None
+               ) -> tuple[Prompt, int]:
         """The revision prompt for a chain's next attempt, and how many earlier attempts it holds.
 
-        It holds the chain's last ``context`` attempts, fewer where the model's context window
-        would otherwise leave less than ``max_tokens`` for the reply (the oldest go first)."""
+        It holds the chain's last ``context`` attempts, fewer where the context window of the model
+        that writes it (``writer``, default the policy) would otherwise leave less than ``max_tokens``
+        for the reply (the oldest go first)."""
         base = ctx.template.build(task)
         seen = min(self.context, len(chain))
         while True:
@@ -96,22 +105,23 @@ class Revisions(Strategy):
             for attempt in chain[len(chain) - seen:] if seen else []:
                 messages += [("assistant", attempt.candidate.text), ("user", self.revision_request)]
             prompt = Prompt(messages=tuple(messages))
-            if seen == 0 or self._fits(ctx, prompt):
+            if seen == 0 or self._fits(writer or ctx.generator, ctx.sampling.max_tokens, prompt):
                 return prompt, seen
             seen -= 1
 
     @staticmethod
-    def _fits(ctx: Context, prompt: Prompt) -> bool:
-        window = ctx.generator.max_model_len
-        tokens = ctx.generator.count_prompt_tokens(prompt) if window else None
-        return tokens is None or tokens + ctx.sampling.max_tokens <= window
+    def _fits(writer: Generator, max_tokens: int, prompt: Prompt) -> bool:
+        window = writer.max_model_len
+        tokens = writer.count_prompt_tokens(prompt) if window else None
+        return tokens is None or tokens + max_tokens <= window
 
     def _result(self, task: Task, chains: list[list[Attempt]], ledger: Ledger) -> QuestionResult:
         candidates = [a.candidate for chain in chains for a in chain]
         chain_choices = [choice for chain in chains if (choice := select([a.candidate for a in chain], self.selector))]
         chosen = select(chain_choices, self.selector)
         details = {"chains": [[{"text": a.candidate.text, "answer": a.candidate.answer, "score": a.candidate.score,
-                                "tokens": a.candidate.tokens, "seen": a.seen} for a in chain] for chain in chains],
+                                "tokens": a.candidate.tokens, "seen": a.seen,
+                                "model": a.model} for a in chain] for chain in chains],
                    "chain_choices": [next(k for k, c in enumerate(candidates) if c is choice)
                                      for choice in chain_choices]}
         return QuestionResult(task, chosen, candidates, ledger, {"rounds": max(map(len, chains), default=0), **details})

@@ -8,12 +8,10 @@ sampled, so the score is as deterministic as the backend.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
-from testtime.generators import GeneratorSpec
+from testtime.generators import SecondModel
 from testtime.generators.base import GenerationRequest, Generator, Prompt, SamplingParams
-from testtime.models import EMBEDDED_MODELS
 from testtime.verifiers.base import OutcomeVerifier, Solution, StepScores
 
 DEFAULT_QUESTION_TEMPLATE = (
@@ -69,12 +67,7 @@ class LLMJudge(OutcomeVerifier):
             raise ValueError(f"question_template must contain {' and '.join(missing)}")
         if isinstance(top_logprobs, bool) or top_logprobs < 1:
             raise ValueError(f"top_logprobs must be an integer >= 1, got {top_logprobs!r}")
-        # A model name (an embedded model, a folder) is opened as a second in-process engine when the
-        # judge first scores, so that every setting is checked before any model loads.
-        if isinstance(generator, str) and generator not in EMBEDDED_MODELS and not Path(generator).expanduser().is_dir():
-            raise ValueError(f"{generator!r} is neither an embedded model ({', '.join(EMBEDDED_MODELS)}) "
-                             "nor a model folder")
-        self._spec = GeneratorSpec("vllm", generator) if isinstance(generator, str) else None
+        self._model = SecondModel(generator) if isinstance(generator, str) else None
         self._generator = None if isinstance(generator, str) else generator
         self.question_template = question_template
         self.top_logprobs = top_logprobs
@@ -82,20 +75,18 @@ class LLMJudge(OutcomeVerifier):
 
     @property
     def generator(self) -> Generator:
-        if self._generator is None:
-            self._generator = self._spec.open()
-            self._generator.show_progress = False
-        return self._generator
+        return self._model.generator if self._model is not None else self._generator
 
     @property
     def parameter_count(self) -> int:
-        return self._generator.parameter_count if self._generator is not None else 0  # known once opened
+        if self._model is not None and not self._model.opened:
+            return 0  # known once opened
+        return self.generator.parameter_count
 
     def close(self) -> None:
         """Close the engine the judge opened itself (one it was given belongs to the caller)."""
-        if self._spec is not None and self._generator is not None:
-            self._generator.close()
-            self._generator = None
+        if self._model is not None:
+            self._model.close()
 
     def prompt(self, solution: Solution) -> Prompt:
         return Prompt.chat(None, self.question_template.format(question=solution.question, solution=solution.text))
