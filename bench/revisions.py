@@ -4,7 +4,7 @@ default model, then the per-level analysis (which ratio is best for easy and for
 paired intervals) and the compute-optimal policy that may choose among them. One `testtime sweep`,
 resumable; `--snapshot` writes its run store to bench/data/ (commit it) and a fresh machine restores it.
 
-    .venv/bin/python bench/revisions.py --questions 100 --budget 8 --chains 1 --chains 2 --chains 4
+    .venv/bin/python bench/revisions.py --questions 100 --budget 4 --chains 1 --chains 2
     .venv/bin/python bench/revisions.py --snapshot
 """
 
@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--budget", type=int, default=8)
     parser.add_argument("--chains", type=int, action="append", help="chains of revisions; repeat (default 1, 2, 4)")
+    parser.add_argument("--chunk-size", type=int, default=50, help="questions per committed batch (a chain of "
+                        "one is as many sequences as questions in its chunk: larger chunks batch better)")
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--out", type=Path, default=Path("runs/revisions"))
     parser.add_argument("--snapshot", action="store_true", help="write the run store to bench/data/ and stop")
@@ -34,9 +36,9 @@ def main() -> None:
         snapshot(a.out, "revisions-sweep")
         return
     restore(a.out, "revisions-sweep")
-    chains = a.chains or [1, 2, 4]
+    chains = [c for c in a.chains or [1, 2, 4] if c < a.budget]  # chains = budget is majority@budget
     args = ["sweep", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
-            "--chunk-size", "25", "--strategy", "majority", "--strategy", "single",
+            "--chunk-size", str(a.chunk_size), "--strategy", "majority", "--strategy", "single",
             *(f"--strategy=revisions[chains={c}]@{a.budget}" for c in chains),
             *(f"--n={2 ** i}" for i in range(a.budget.bit_length()) if 2 ** i <= a.budget), "--out", str(a.out)]
     resume = ["--resume"] if (a.out / "run.db").exists() else []
