@@ -53,6 +53,7 @@ def run_cli(*args):
         (["--verifier", "llm_judge"], "verifier 'llm_judge' needs generator"),
         (["--model", "smollm2"], "unknown model 'smollm2': not an embedded model (smollm2-135m-instruct"),
         (["--dtype", "float8"], "dtype 'float8' is not one of auto, float32, bfloat16, float16"),
+        (["--thinking-split", "words"], "thinking split 'words' is not one of paragraph, sentence, markers"),
         (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--dtype", "float32"],
          "a served model's dtype is the server's own setting"),
     ],

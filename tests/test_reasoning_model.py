@@ -5,15 +5,13 @@ are about structure (tags, token counts, which engine wrote what), not about ans
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from testtime.generators import SamplingParams, SecondModel
 from testtime.reasoning import TAGS
 from testtime.strategies import Context, Strategy
 from testtime.tasks import Task
+from tiny_model import tiny_model
 
 pytestmark = pytest.mark.engine
 
@@ -31,19 +29,9 @@ THINKING_TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def thinking_model(tmp_path_factory, model_dir) -> str:
-    """The model's folder: 2 layers, 128 wide, random weights."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
+    """The model's folder."""
     folder = tmp_path_factory.mktemp("thinking-model")
-    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
-        shutil.copy(Path(model_dir) / name, folder / name)
-    (folder / "chat_template.jinja").write_text(THINKING_TEMPLATE)
-    config = AutoConfig.from_pretrained(model_dir)
-    config.update({"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
-                   "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 64})
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).to(torch.bfloat16).save_pretrained(folder)
+    tiny_model(model_dir, folder, THINKING_TEMPLATE)
     return str(folder)
 
 

@@ -159,23 +159,53 @@ def test_revision_examples_end_in_a_right_attempt_after_the_closest_wrong_one():
     examples = revision_examples(lines, RevisionDataParams(max_wrong=4, per_question=2, seed=1))
     assert [e["id"] for e in examples] == ["a", "a", "c"]  # b has no right attempt; c has one
     for e in examples:
-        roles = [m["role"] for m in e["messages"]]
-        assert roles[:2] == ["system", "user"] and roles[-1] == "assistant"
-        assert roles[2:] == ["assistant", "user"] * e["wrong_attempts"] + ["assistant"]
-        target = e["messages"][-1]["content"]
-        assert target.endswith(lines[0]["gold"] if e["id"] == "a" else "5")
-        wrong = [m["content"] for m in e["messages"][2:-1:2]]
+        roles = [m["role"] for m in e["prompt"]]
+        assert roles == ["system", "user"] + ["assistant", "user"] * e["wrong_attempts"]
+        [reply] = e["completion"]
+        target = reply["content"]
+        assert reply["role"] == "assistant" and target.endswith(lines[0]["gold"] if e["id"] == "a" else "5")
+        wrong = [m["content"] for m in e["prompt"][2::2]]
         assert [similarity(w, target) for w in wrong] == sorted(similarity(w, target) for w in wrong)
     assert examples[-1]["wrong_attempts"] == 0  # c has no wrong attempt to show
     # The same conversation the revisions strategy builds for those attempts.
     e = max(examples, key=lambda e: e["wrong_attempts"])
-    wrong = [m["content"] for m in e["messages"][2:-1:2]]
+    wrong = [m["content"] for m in e["prompt"][2::2]]
     task = Task("a", "question a", "12")
     prompt, seen = Revisions(budget=8, context=4).prompt(Context(generator=ScriptedGenerator(answers(0))), task,
                                                          [Attempt(make_candidate(w, 1), 0) for w in wrong])
-    assert seen == len(wrong) and [{"role": r, "content": c} for r, c in prompt.messages] == e["messages"][:-1]
+    assert seen == len(wrong) and [{"role": r, "content": c} for r, c in prompt.messages] == e["prompt"]
     with pytest.raises(ValueError, match="max_wrong must be an integer >= 0"):
         RevisionDataParams(max_wrong=-1)
+
+
+def test_trls_sft_trainer_learns_the_right_attempt_alone_from_revision_examples(tmp_path, model_dir):
+    """The format end to end: the JSONL as written, read by `datasets`, trains a tiny random model
+    (SmolLM2's tokenizer and template, 2 layers) for a few steps with TRL's SFTTrainer on the CPU."""
+    import datasets
+    import torch
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from testtime.learn.revision_data import revision_examples
+    from tiny_model import tiny_model
+
+    lines = [pool_line(q, "12", ["12", "13", "99999", "12", "1"]) for q in "abcd"]
+    path = tmp_path / "revisions.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in revision_examples(lines)))
+    train = datasets.load_dataset("json", data_files=str(path), split="train")
+    model = tiny_model(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    config = SFTConfig(output_dir=str(tmp_path / "out"), max_steps=4, per_device_train_batch_size=4, learning_rate=1e-2,
+                       logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, max_length=256, seed=0)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
+    # Prompt-completion examples: the loss is on the right attempt alone, never on the wrong ones shown.
+    batch = next(iter(trainer.get_train_dataloader()))
+    for ids, labels in zip(batch["input_ids"], batch["labels"]):
+        learned = tokenizer.decode(ids[labels != -100])
+        assert "The answer is: 12" in learned and "13" not in learned and "Check your previous" not in learned
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
 
 
 @pytest.mark.engine
@@ -191,7 +221,7 @@ def test_revision_data_from_the_cli_on_the_demo_pool(demo_run, tmp_path):
     else:
         assert done.exit_code == 0, done.output[-2000:]
         examples = [json.loads(line) for line in out.read_text().splitlines()]
-        assert examples and all(e["messages"][-1]["role"] == "assistant" for e in examples)
+        assert examples and all([m["role"] for m in e["completion"]] == ["assistant"] for e in examples)
         assert f"wrote {len(examples)} examples" in " ".join(done.output.split())
     missing = CliRunner().invoke(app, ["revision-data", str(tmp_path / "none"), "--out", str(out)])
     assert missing.exit_code == 2 and "holds no run" in " ".join(missing.output.split())

@@ -19,6 +19,7 @@ from testtime.models import DEFAULT_MODEL
 from testtime.prompting import DEFAULT_SYSTEM_PROMPT, PromptTemplate
 from testtime.runner import check_prompts_fit
 from testtime.specs import make_verifier
+from testtime.steps import check_thinking_split
 from testtime.strategies import Context, QuestionResult, Strategy
 from testtime.tasks import Task
 from testtime.verifiers import Verifier
@@ -36,7 +37,7 @@ class Solver:
                  aggregation: str | None = None, verifier_options: dict[str, Any] | None = None,
                  temperature: float = 0.8, top_p: float = 1.0, max_tokens: int = DEFAULT_MAX_TOKENS, seed: int = 0,
                  dtype: str = "auto", max_model_len: int = 2048, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-                 api_key: str = "EMPTY"):
+                 api_key: str = "EMPTY", thinking_split: str = "paragraph"):
         self.sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
         self.template = PromptTemplate(system=system_prompt)
         self.verifier = verifier if isinstance(verifier, Verifier) else make_verifier(
@@ -44,6 +45,7 @@ class Solver:
         self.spec = GeneratorSpec(backend, model, base_url=base_url, api_key=api_key, seed=seed,
                                   max_model_len=max_model_len, dtype=dtype)
         self.seed = seed
+        self.thinking_split = check_thinking_split(thinking_split)
         self.generator = self.spec.open()
 
     @overload
@@ -69,7 +71,7 @@ class Solver:
         chosen.check(self.verifier)
         check_prompts_fit(tasks, self.generator, self.template)
         ctx = Context(generator=self.generator, verifier=self.verifier, sampling=self.sampling,
-                      template=self.template, seed=self.seed)
+                      template=self.template, seed=self.seed, thinking_split=self.thinking_split)
         results = chosen.solve(tasks, ctx)
         return results[0] if one else results
 

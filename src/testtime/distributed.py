@@ -27,12 +27,12 @@ class ShardWorker:
     """A Ray actor's body: one generator, many chunks."""
 
     def __init__(self, spec: GeneratorSpec, verifier: Verifier | None, sampling: SamplingParams,
-                 template: PromptTemplate):
+                 template: PromptTemplate, thinking_split: str):
         import ray
 
         self.generator = spec.open()
         self.ctx = Context(generator=self.generator, verifier=verifier, sampling=sampling, template=template,
-                           seed=spec.seed)
+                           seed=spec.seed, thinking_split=thinking_split)
         self.name = f"ray:{ray.get_runtime_context().get_node_id()[:8]}:pid{os.getpid()}"
 
     def solve(self, unit: Unit, chunk: Chunk) -> Solved:
@@ -54,6 +54,7 @@ def execute_on_ray(
     workers: int = 2,
     template: PromptTemplate = PromptTemplate(),
     on_commit: Callable[[Unit, list[dict]], None] | None = None,
+    thinking_split: str = "paragraph",
 ) -> dict:
     """Solve the plan's pending chunks on ``workers`` Ray actors; what the workers ran (generator, parameters).
 
@@ -74,7 +75,7 @@ def execute_on_ray(
     try:
         uses_gpu = spec.backend == "vllm" and ray.cluster_resources().get("GPU", 0) >= 1
         actor = ray.remote(num_gpus=1)(ShardWorker) if uses_gpu else ray.remote(num_cpus=1)(ShardWorker)
-        actors = [actor.remote(spec, verifier, sampling, template) for _ in range(min(workers, len(items)))]
+        actors = [actor.remote(spec, verifier, sampling, template, thinking_split) for _ in range(min(workers, len(items)))]
         try:
             commit_all(plan, store, ActorPool(actors).map_unordered(lambda a, item: a.solve.remote(*item), items),
                        on_commit)

@@ -22,24 +22,25 @@ from testtime.verifiers import Verifier
 def execute_plan(plan: Plan, spec: GeneratorSpec, verifier: Verifier | None, sampling: SamplingParams,
                  store: RunStore, *, run_meta: dict, ray: str | None = None, workers: int = 2,
                  open_generator: Callable[[GeneratorSpec], Generator] = GeneratorSpec.open,
-                 on_commit: Callable[[Unit, list[dict]], None] | None = None) -> None:
+                 on_commit: Callable[[Unit, list[dict]], None] | None = None, thinking_split: str = "paragraph") -> None:
     """Solve every chunk the store lacks, in this process or on Ray workers.
 
     What ran (``run_meta`` with the generator's name and parameter count) is recorded in the
-    store. A failure keeps every committed chunk: a later call with the same plan resumes."""
+    store. A failure keeps every committed chunk: a later call with the same plan resumes.
+    ``thinking_split``: how a process verifier cuts a thought in tags into steps (``Context``)."""
     if not any(True for _ in plan.pending(store)):
         return
     if ray:
         from testtime.distributed import execute_on_ray
 
         info = execute_on_ray(plan, spec, verifier, sampling, store, address=ray, workers=workers,
-                              on_commit=on_commit)
+                              on_commit=on_commit, thinking_split=thinking_split)
         store.set_meta("run", {**run_meta, "ray": ray, "workers": workers, **info})
         return
     with open_generator(spec) as gen:
         store.set_meta("run", {**run_meta, "generator": gen.name, "parameters": gen.parameter_count})
-        execute(plan, Context(generator=gen, verifier=verifier, sampling=sampling, seed=spec.seed), store,
-                on_commit=on_commit)
+        execute(plan, Context(generator=gen, verifier=verifier, sampling=sampling, seed=spec.seed,
+                              thinking_split=thinking_split), store, on_commit=on_commit)
 
 
 def analyse(store: RunStore) -> tuple[dict, list[Path]]:

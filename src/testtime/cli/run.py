@@ -19,6 +19,7 @@ from testtime.params import parse_assignments
 from testtime.retry import UpstreamError
 from testtime.runner import Plan, Unit, check_prompts_fit
 from testtime.specs import make_verifier, pool_parallel, split_spec, strategy_units
+from testtime.steps import THINKING_SPLITS, check_thinking_split
 from testtime.store import RunStore
 from testtime.strategies import Strategy
 from testtime.tasks import FieldMap, load_dataset
@@ -59,6 +60,8 @@ def run(
     step_tokens: Optional[int] = typer.Option(None, help="search: cap on one step's tokens"),
     delimiter: Optional[str] = typer.Option(None, help="search: text that ends a step (default a blank line, '\\n\\n')"),
     policy: Optional[str] = typer.Option(None, help="compute_optimal: the policy.json a sweep wrote"),
+    thinking_split: str = typer.Option("paragraph", help="how a process verifier cuts a thought in <think> tags "
+                                                         f"into steps: {', '.join(THINKING_SPLITS)}"),
     pool: bool = typer.Option(False, "--pool/--no-pool",
                               help="draw one shared pool per seed at the largest budget and estimate every parallel "
                                    "strategy at every budget from it (the default of `sweep`)"),
@@ -94,6 +97,7 @@ def run(
         if question_field or answer_field:
             fields = FieldMap(question=question_field or "question", answer=answer_field or "answer")
         tasks = load_dataset(dataset, limit=limit, data_root=data_root, fields=fields)
+        check_thinking_split(thinking_split)
         texts = parse_assignments("--param", param) | ({"delimiter": delimiter} if delimiter is not None else {})
         ver = make_verifier(verifier, aggregation=aggregation, model=verifier_model, text=True, policy=model,
                             options=parse_assignments("--verifier-option", verifier_option))
@@ -111,12 +115,14 @@ def run(
                   **({"verifier_model": verifier_model} if verifier_model else {}),
                   **({"verifier_options": verifier_option} if verifier_option else {}),
                   "aggregation": aggregation, "sampling": asdict(sampling), **plan.config(),
+                  **({"thinking_split": thinking_split} if thinking_split != "paragraph" else {}),
                   **({"pool_strategies": pooled} if pooled else {})}
         store = RunStore.start(out, config, resume=resume, overwrite=overwrite)
     except (ValueError, TypeError, OSError, ModelNotFoundError) as exc:
         fail(str(exc))
     meta = {"dataset": dataset, "model": model, "verifier": verifier, "sampling": asdict(sampling)}
-    solve(plan, spec, ver, sampling, store, meta, asked=asked, ray=ray, workers=workers, verbose=verbose)
+    solve(plan, spec, ver, sampling, store, meta, asked=asked, ray=ray, workers=workers, verbose=verbose,
+          thinking_split=thinking_split)
     summary = store.export()
     if pooled:
         print_analysis(store)
@@ -127,7 +133,8 @@ def run(
 
 
 def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], sampling: SamplingParams, store: RunStore,
-          meta: dict, *, asked: int, ray: Optional[str], workers: int, verbose: bool) -> None:
+          meta: dict, *, asked: int, ray: Optional[str], workers: int, verbose: bool,
+          thinking_split: str = "paragraph") -> None:
     """Solve what the store lacks, with a progress bar; a failure keeps every committed chunk."""
     total = len(plan.units) * len(plan.tasks)
     left = sum(len(chunk) for _, chunk in plan.pending(store))
@@ -158,7 +165,7 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
                 return gen
 
             execute_plan(plan, spec, verifier, sampling, store, run_meta=meta, ray=ray, workers=workers,
-                         open_generator=opened, on_commit=committed)
+                         open_generator=opened, on_commit=committed, thinking_split=thinking_split)
     except (UpstreamError, PromptTooLongError, ValueError, OSError) as exc:  # OSError: Ray unreachable, disk
         kept = store.count()
         if kept or isinstance(exc, UpstreamError):

@@ -4,7 +4,8 @@ Each example is a conversation in the exact form the ``revisions`` strategy prom
 question, then 0 to ``max_wrong`` wrong attempts of the same question, each followed by the revision
 request, and last a right attempt as the reply to learn. The wrong attempt shown last is the one
 closest to the right answer by edit distance, so the model learns to fix a near miss. Examples are
-chat JSONL ({"messages": [...]}), the format TRL's ``SFTTrainer`` reads.
+chat JSONL in TRL's conversational prompt-completion form ({"prompt": [...], "completion": [...]}):
+``SFTTrainer`` then computes the loss on the right attempt alone, never on the wrong ones shown.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ def revision_examples(lines: Iterable[dict], params: RevisionDataParams = Revisi
         for target in rng.sample(right, min(params.per_question, len(right))):
             shown = rng.sample(wrong, rng.randint(0, min(params.max_wrong, len(wrong))))
             shown.sort(key=lambda t: similarity(t, target))  # the closest wrong attempt comes last
-            messages = [{"role": role, "content": content} for role, content in base]
+            prompt = [{"role": role, "content": content} for role, content in base]
             for attempt in shown:
-                messages += [{"role": "assistant", "content": attempt}, {"role": "user", "content": revision_request}]
-            messages.append({"role": "assistant", "content": target})
-            out.append({"id": line["id"], "wrong_attempts": len(shown), "messages": messages})
+                prompt += [{"role": "assistant", "content": attempt}, {"role": "user", "content": revision_request}]
+            out.append({"id": line["id"], "wrong_attempts": len(shown), "prompt": prompt,
+                        "completion": [{"role": "assistant", "content": target}]})
     return out
