@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from testtime.analysis.sweep import run_labels
 from testtime.cli.app import app
 from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, print_analysis,
                                   print_results, progress_bar, stop_cleanly_on_sigterm, verbose_option)
@@ -146,6 +147,8 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
         return
     started, tokens = [time.perf_counter()], [0]
     log_file = None if verbose else store.run_dir / "engine.log"
+    # revisions[chains=2]: units of one strategy that differ in a parameter are told apart as they finish
+    labels = dict(zip((u.key for u in plan.units), run_labels([u.description() for u in plan.units])))
     try:
         with stop_cleanly_on_sigterm(), engine_log(log_file), progress_bar("results") as progress:
             bar = progress.add_task("", total=left, stats="")
@@ -153,7 +156,7 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
             def committed(unit: Unit, lines: list[dict]) -> None:
                 tokens[0] += sum(line["ledger"]["completion_tokens"] for line in lines)
                 rate = tokens[0] / (time.perf_counter() - started[0])
-                stats = f"{unit.strategy.name}@{unit.strategy.budget} seed {unit.seed}; {rate:.0f} tok/s"
+                stats = f"{labels[unit.key]}@{unit.strategy.budget} seed {unit.seed}; {rate:.0f} tok/s"
                 progress.update(bar, advance=len(lines), stats=stats)
                 if not console.is_terminal:  # a log gets a line per committed chunk
                     console.print(f"  stored {len(lines)} results of {stats}; {store.count()} of {total}")
