@@ -10,8 +10,8 @@ import stat
 import numpy as np
 import pytest
 
-from testtime.analysis.verifier_eval import (PoolQuestion, auroc, best_of_n_accuracy, best_of_n_table, comparisons,
-                                             outcome_auroc)
+from testtime.analysis.verifier_eval import (PoolQuestion, aggregation_comparisons, auroc, best_of_n_accuracy,
+                                             best_of_n_table, comparisons, outcome_auroc)
 from testtime.heads.artifact import ArtifactError, HeadArtifact
 from testtime.heads.features import FeatureSpec
 from testtime.heads.head import ALPHAS, choose_alpha, fit_value_head
@@ -100,6 +100,18 @@ def test_comparisons_are_paired_and_say_whether_they_separate():
     assert not by[("weighted vote by prm @16", "majority @16")]["separated"]
     assert by[("majority @16", "one sample")]["separated"]
     assert by[("majority @16", "one sample")]["difference"] == pytest.approx(20 / 30 - 0.25)
+    assert by[("best-of-N by prm @16", "one sample")]["separated"]
+
+
+def test_each_aggregation_is_paired_against_the_product():
+    product, last = [1.0] * 10 + [0.0] * 20, [1.0] * 25 + [0.0] * 5
+    at_16 = {"majority": product, "weighted vote by prm (product)": product, "best-of-N by prm (product)": product,
+             "weighted vote by prm (last)": last, "best-of-N by prm (last)": product, "weighted vote by orm": last}
+    rows = aggregation_comparisons({1: {"majority": product}, 16: at_16})
+    assert [(r["a"], r["b"]) for r in rows] == [
+        ("weighted vote by prm (last) @16", "weighted vote by prm (product) @16"),
+        ("best-of-N by prm (last) @16", "best-of-N by prm (product) @16")]
+    assert rows[0]["separated"] and rows[0]["difference"] == pytest.approx(0.5) and not rows[1]["separated"]
 
 
 def test_outcome_auroc_ranks_candidates_over_the_whole_pool():

@@ -115,14 +115,31 @@ def best_of_n_table(questions: Sequence[PoolQuestion], budgets: Sequence[int], o
 
 def comparisons(values_by_n: dict[int, dict[str, list[float]]], verifier: str, seed: int = 0) -> list[dict]:
     """The paired differences the Lightman-style claim rests on, at the largest N: the verifier's
-    weighted vote and best-of-N against majority, majority against one sample."""
+    weighted vote and best-of-N against majority and against one sample, majority against one sample."""
+    pairs = [(f"weighted vote by {verifier}", "majority"), (f"best-of-N by {verifier}", "majority"),
+             (f"weighted vote by {verifier}", "one sample"), (f"best-of-N by {verifier}", "one sample"),
+             ("majority", "one sample")]
+    return _paired_at_largest_n(values_by_n, pairs, seed)
+
+
+def aggregation_comparisons(values_by_n: dict[int, dict[str, list[float]]], base: str = "prm (product)",
+                            seed: int = 0) -> list[dict]:
+    """Each other aggregation of the PRM against ``base`` at the largest N, as a weighted vote and as
+    best-of-N: which aggregation a PRM should default to, on these questions."""
+    n = max(values_by_n)
+    others = sorted(name.removeprefix("weighted vote by ") for name in values_by_n[n]
+                    if name.startswith("weighted vote by prm (") and not name.endswith(f"by {base}"))
+    pairs = [(f"{how} by {other}", f"{how} by {base}") for other in others for how in ("weighted vote", "best-of-N")]
+    return _paired_at_largest_n(values_by_n, pairs, seed)
+
+
+def _paired_at_largest_n(values_by_n: dict[int, dict[str, list[float]]], pairs: Sequence[tuple[str, str]],
+                         seed: int) -> list[dict]:
     n = max(values_by_n)
     at_n, one = values_by_n[n], values_by_n[min(values_by_n)]["majority"]  # majority@1 is one sample
-    pairs = [(f"weighted vote by {verifier}", "majority"), (f"best-of-N by {verifier}", "majority"),
-             (f"weighted vote by {verifier}", "one sample"), ("majority", "one sample")]
     out = []
     for a, b in pairs:
-        if a not in at_n:
+        if a not in at_n or (b != "one sample" and b not in at_n):
             continue
         diff = paired_difference(at_n[a], one if b == "one sample" else at_n[b], seed=seed)
         out.append({"a": f"{a} @{n}", "b": b if b == "one sample" else f"{b} @{n}", **diff.to_dict()})

@@ -147,8 +147,8 @@ def eval_verifier(
     """Step-level AUROC on held-out labelled steps, and best-of-N by N for PRM, ORM, arithmetic and majority."""
 
     from testtime.analysis.paired import Difference
-    from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, comparisons, heldout_step_auroc,
-                                                 outcome_auroc, pool_questions, score_pool)
+    from testtime.analysis.verifier_eval import (aggregation_comparisons, best_of_n_table, budgets_up_to, comparisons,
+                                                 heldout_step_auroc, outcome_auroc, pool_questions, score_pool)
     from testtime.heads.artifact import HeadArtifact, resolve_artifact, shipped_artifact
     from testtime.verifiers import Verifier
 
@@ -201,11 +201,12 @@ def eval_verifier(
         console.print(f"  {name}: {'n/a' if value is None else f'{value:.3f}'}")
     paired = {name: comparisons(values_by_n, name, seed=seed) for name in sorted(questions[0].scores)}
     console.print("paired differences on the same questions (95% bootstrap CI):")
-    for row in paired.get("prm (product)", []) + paired.get("orm", [])[:2]:
+    aggregations = aggregation_comparisons(values_by_n, seed=seed)
+    for row in paired.get("prm (product)", []) + paired.get("orm", [])[:2] + aggregations:
         console.print(f"  {Difference.from_dict(row).describe(row['a'], row['b'])}")
     result = {"artifact": str(folder), "pool_run": str(pool_run), "questions": len(lines), "pool_size": size,
               "heldout_steps": held_steps, "heldout_questions": len(held_records), "step_auroc": step_auroc,
-              "outcome_auroc": outcome, "comparisons": paired, "judge": judge,
+              "outcome_auroc": outcome, "comparisons": paired, "aggregations": aggregations, "judge": judge,
               "scoring_seconds": round(scoring_seconds, 1), "best_of_n": rows,
               "scores": [{"id": q.id, **q.scores} for q in questions]}
     path = store.write_derived("verifier_eval.json", json.dumps(result, indent=1) + "\n")
