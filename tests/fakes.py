@@ -169,3 +169,46 @@ class ContinuingGenerator(Generator):
             prompt_tokens = 10 + len(request.prompt.continuation.split())
             results.append(GenerationResult((completion,) * request.n, prompt_tokens, cached_prompt_tokens=10))
         return results
+
+
+class ConfidentGenerator(Generator):
+    """Traces written word by word with top log-probabilities, for unit tests of confidence-based
+    strategies. ``script(question, k)`` is a question's k-th trace (k counts fresh traces in request
+    order); a word that starts with "~" is written unsure (a flat top-5), one that starts with "?"
+    half sure, any other sure (a peaked top-5). A request that continues a trace gets the rest of the
+    scripted trace its text begins, cut at max_tokens words as an engine would."""
+
+    name = "scripted-confidence"
+    parameter_count = 1000
+    TOPS = {"~": (-1.5, -1.7), "?": (-0.5, -4.0), "": (-0.01, -8.0)}  # (the word's, each other's)
+
+    def __init__(self, script: Callable[[str, int], str]):
+        self.script = script
+        self.calls: list[list[GenerationRequest]] = []
+        self.traces: dict[str, list[str]] = {}
+
+    def top(self, word: str, k: int) -> dict[str, float]:
+        mine, other = self.TOPS[word[0]] if word[0] in "~?" else self.TOPS[""]
+        return dict([(word, mine)] + [(f"other{j}", other) for j in range(1, k)])
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.calls.append(list(requests))
+        results = []
+        for request in requests:
+            question, so_far = first_user_turn(request), request.prompt.continuation
+            known = self.traces.setdefault(question, [])
+            completions = []
+            for _ in range(request.n):
+                if so_far:
+                    text = next(t for t in known if t.startswith(so_far))
+                else:
+                    known.append(text := self.script(question, len(known)))
+                done, rest = len(so_far.split()), text.split()[len(so_far.split()):]
+                words = rest[: request.params.max_tokens]
+                finish = "length" if len(rest) > len(words) else "stop"
+                k = request.params.logprobs
+                completions.append(Completion(
+                    text=(" " if done else "") + " ".join(words), token_count=len(words), finish_reason=finish,
+                    top_logprobs=tuple(self.top(w, k) for w in words) if k is not None else None))
+            results.append(GenerationResult(tuple(completions), 10 + len(so_far.split()), cached_prompt_tokens=10))
+        return results

@@ -1,0 +1,187 @@
+"""DeepConf (Fu et al. 2025, arXiv 2508.15260): parallel traces filtered and weighted by the model's own
+confidence (testtime.confidence), read from the top log-probabilities of every generated token.
+
+``offline``: ``budget`` whole traces; the most confident ``keep`` share of them votes, each weighted
+by its confidence (``measure``). ``online``: ``warmup`` whole traces fix a threshold, the confidence
+of their lowest group at the (1 - keep) quantile; the other traces are generated ``chunk`` tokens a
+round and a trace stops as soon as one of its groups falls below the threshold; a question stops
+drawing once its confidence-weighted vote reaches the share ``tau``. A stopped trace's tokens stay in
+the ledger, and it does not vote. With ``measure=self_certainty`` traces are weighed by
+self-certainty (Kang et al. 2025) instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from testtime.confidence import MEASURES, group_confidences, token_confidence, trace_confidence
+from testtime.generators.base import Completion, GenerationRequest
+from testtime.ledger import Ledger
+from testtime.selection import Candidate, Selector, checked_selector, select
+from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
+from testtime.tasks import Task
+
+MODES = ("offline", "online")
+
+
+@dataclass
+class Trace:
+    text: str = ""
+    tokens: int = 0
+    tops: list = field(default_factory=list)  # one {token: logprob} per generated token
+    finish_reason: str | None = None  # None while it is being generated; "aborted" when stopped
+    warmup: bool = False
+
+    def take(self, c: Completion) -> None:
+        self.text += c.text
+        self.tokens += c.token_count
+        self.tops += list(c.top_logprobs or ())
+
+
+@dataclass
+class DeepConf(Strategy):
+    """Confidence-filtered, confidence-weighted voting over parallel traces; online, with early stops."""
+
+    name = "deepconf"
+    budget: int = field(default=16, metadata={"help": "traces per question, at most"})
+    mode: str = field(default="offline", metadata={"help": "offline (filter whole traces) or online (stop them early)"})
+    measure: str = field(default="bottom10", metadata={
+        "help": "a trace's confidence: mean, bottom10 (its lowest 10 % of groups), lowest, tail, self_certainty"})
+    keep: float = field(default=0.9, metadata={"help": "offline: share of traces that vote; online: the threshold's "
+                                                       "quantile is 1 - keep of the warm-up traces"})
+    selector: str = field(default=Selector.WEIGHTED.value, metadata={
+        "help": "weighted (by confidence), majority or best (the most confident trace) among the voters"})
+    window: int = field(default=32, metadata={"help": "tokens per group (the sliding window)"})
+    tail: int = field(default=64, metadata={"help": "measure=tail: the last tokens it averages"})
+    top_k: int = field(default=5, metadata={"help": "top log-probabilities per token (vLLM allows 20)"})
+    warmup: int = field(default=4, metadata={"help": "online: whole traces that fix the threshold"})
+    tau: float = field(default=0.95, metadata={"help": "online: the vote share at which a question stops drawing"})
+    chunk: int = field(default=64, metadata={"help": "online: tokens per round between confidence checks"})
+
+    def __post_init__(self):
+        self.require_integers(1, "budget", "window", "tail", "top_k", "warmup", "chunk")
+        if self.mode not in MODES:
+            raise ValueError(f"{self.name}: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.measure not in MEASURES:
+            raise ValueError(f"{self.name}: measure must be one of {', '.join(MEASURES)}, got {self.measure!r}")
+        for name in ("keep", "tau"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ValueError(f"{self.name}: {name} must be in (0, 1], got {value!r}")
+        if self.mode == "online" and self.warmup > self.budget:
+            raise ValueError(f"{self.name}: warmup ({self.warmup}) must be at most the budget ({self.budget})")
+        self.selector = checked_selector(self.name, self.selector)
+
+    def check(self, verifier) -> None:
+        """Any selector works without a verifier: the weights are the traces' own confidences."""
+
+    def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
+        ledgers = [Ledger() for _ in tasks]
+        first = self.budget if self.mode == "offline" else self.warmup
+        traces = [[Trace(warmup=self.mode == "online") for _ in range(first)] for _ in tasks]
+        self._whole(tasks, ctx, traces, ledgers)
+        thresholds = [None] * len(tasks)
+        rounds = 1
+        if self.mode == "online":
+            thresholds = [self._threshold(question) for question in traces]
+            rounds += self._online(tasks, ctx, traces, thresholds, ledgers)
+        return [self._result(task, question, threshold, ledger, rounds)
+                for task, question, threshold, ledger in zip(tasks, traces, thresholds, ledgers)]
+
+    def _whole(self, tasks, ctx: Context, traces, ledgers) -> None:
+        """Every question's first traces, whole, in one batched call."""
+        requests = [GenerationRequest(ctx.template.build(task), n=len(question),
+                                      params=ctx.sampling_for(task, "deepconf", logprobs=self.top_k))
+                    for task, question in zip(tasks, traces)]
+        for question, result in zip(traces, ctx.generator.generate(requests, ledgers)):
+            for trace, completion in zip(question, result.completions):
+                trace.take(completion)
+                trace.finish_reason = completion.finish_reason or "stop"
+
+    def _online(self, tasks, ctx: Context, traces, thresholds, ledgers) -> int:
+        """The rest of each budget, ``chunk`` tokens a round, each trace checked after each round."""
+        prompts = [ctx.template.build(task) for task in tasks]
+        for i, question in enumerate(traces):
+            if not self._agreed(question, thresholds[i]):
+                question += [Trace() for _ in range(self.budget - self.warmup)]
+        rounds = 0
+        while live := [(i, j) for i, question in enumerate(traces) for j, t in enumerate(question)
+                       if t.finish_reason is None]:
+            requests = [GenerationRequest(prompts[i].extend(traces[i][j].text), params=ctx.sampling_for(
+                tasks[i], "deepconf", j, rounds, logprobs=self.top_k,
+                max_tokens=min(self.chunk, ctx.sampling.max_tokens - traces[i][j].tokens))) for i, j in live]
+            results = ctx.generator.generate(requests, [ledgers[i] for i, _ in live])
+            for (i, j), result in zip(live, results):
+                self._advance(traces[i][j], result.completions[0], thresholds[i], ctx.sampling.max_tokens)
+            rounds += 1
+            for i in {i for i, _ in live}:
+                if self._agreed(traces[i], thresholds[i]) or ctx.is_cancelled(tasks[i]):
+                    for t in traces[i]:
+                        if t.finish_reason is None:
+                            t.finish_reason = "aborted"
+                ctx.report(tasks[i], f"{self.name}: online round {rounds}")
+        return rounds
+
+    def _advance(self, trace: Trace, c: Completion, threshold: float, max_tokens: int) -> None:
+        before = len(trace.tops)
+        trace.take(c)
+        groups = group_confidences([token_confidence(t) for t in trace.tops], self.window)
+        if len(trace.tops) >= self.window:  # only whole groups are checked, each once: those ending in this chunk
+            fresh = groups[max(0, before - self.window + 1):]
+            if fresh and min(fresh) < threshold:
+                trace.finish_reason = "aborted"
+                return
+        if c.finish_reason != "length" or trace.tokens >= max_tokens:
+            trace.finish_reason = c.finish_reason or "stop"
+
+    def _threshold(self, warmup: list[Trace]) -> float:
+        lowest = [min(group_confidences([token_confidence(t) for t in trace.tops], self.window) or [0.0])
+                  for trace in warmup]
+        return float(np.percentile(lowest, 100 * (1 - self.keep)))
+
+    def _confidence(self, trace: Trace) -> float:
+        return trace_confidence(trace.tops, self.measure, self.window, self.tail)
+
+    def _voters(self, traces: list[Trace], threshold: float | None) -> list[int]:
+        """Offline: the most confident ``keep`` share; online: every finished trace that met the threshold."""
+        if threshold is None:
+            ranked = sorted(range(len(traces)), key=lambda k: -self._confidence(traces[k]))
+            return sorted(ranked[: max(1, math.ceil(self.keep * len(traces)))])
+        return [k for k, t in enumerate(traces) if t.finish_reason not in (None, "aborted")
+                and min(group_confidences([token_confidence(x) for x in t.tops], self.window) or [0.0]) >= threshold]
+
+    def _agreed(self, traces: list[Trace], threshold: float) -> bool:
+        """Whether the confidence-weighted vote of the finished traces has reached ``tau``."""
+        totals: dict[str, float] = defaultdict(float)
+        for k in self._voters(traces, threshold):
+            candidate = make_candidate(traces[k].text, traces[k].tokens)
+            if candidate.key is not None:
+                totals[candidate.key] += self._confidence(traces[k])
+        total = sum(totals.values())
+        return total > 0 and max(totals.values()) / total >= self.tau
+
+    def _result(self, task: Task, traces: list[Trace], threshold: float | None, ledger: Ledger,
+                rounds: int) -> QuestionResult:
+        candidates = [self._candidate(t) for t in traces]
+        voters = self._voters(traces, threshold)
+        confidences = [self._confidence(t) for t in traces]
+        pool = [candidates[k] for k in voters]
+        for k in voters:
+            candidates[k].score = confidences[k]  # the weight of its vote
+        chosen = select(pool, self.selector) if pool else select(candidates, Selector.MAJORITY)
+        return QuestionResult(task, chosen, candidates, ledger, {
+            "rounds": rounds, "mode": self.mode, "threshold": threshold, "voters": voters,
+            "confidences": confidences, "aborted": sum(t.finish_reason == "aborted" for t in traces),
+            "traces": len(traces)})
+
+    @staticmethod
+    def _candidate(trace: Trace) -> Candidate:
+        candidate = make_candidate(trace.text, trace.tokens, trace.finish_reason)
+        if trace.finish_reason == "aborted":  # a stopped trace states no answer of its own
+            candidate.answer = candidate.key = None
+        return candidate
