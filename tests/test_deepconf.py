@@ -85,6 +85,15 @@ def test_online_draws_nothing_more_where_the_warmup_already_agrees():
     assert len(gen.calls) == 1 and len(result.candidates) == 2 and result.prediction == "5"
 
 
+def test_a_warmup_trace_with_no_answer_is_no_consensus():
+    texts = [trace("sure sure sure", "5"), "sure sure sure sure no answer here"] + [trace("sure sure", "5")] * 2
+    gen = ConfidentGenerator(lambda question, k: texts[k])
+    [result] = Strategy.create("deepconf", budget=4, mode="online", warmup=2, tau=0.9).solve(
+        [TASK], Context(generator=gen, sampling=SamplingParams(max_tokens=64)))
+    # 5 holds half the warm-up's weight, not 0.9 of it: the other two traces are drawn.
+    assert len(result.candidates) == 4 and result.prediction == "5" and len(gen.calls) == 2
+
+
 @pytest.mark.parametrize("params, message", [
     ({"mode": "later"}, "mode must be one of offline, online, got 'later'"),
     ({"measure": "vibes"}, "measure must be one of mean, bottom10, lowest, tail, self_certainty"),

@@ -156,14 +156,13 @@ class DeepConf(Strategy):
                 and min(group_confidences([token_confidence(x) for x in t.tops], self.window) or [0.0]) >= threshold]
 
     def _agreed(self, traces: list[Trace], threshold: float) -> bool:
-        """Whether the confidence-weighted vote of the finished traces has reached ``tau``."""
-        totals: dict[str, float] = defaultdict(float)
+        """Whether one answer holds ``tau`` of the confidence-weighted vote of the finished traces (a
+        trace with no answer weighs in the total: one answer among traces that gave none is no consensus)."""
+        totals: dict[str | None, float] = defaultdict(float)
         for k in self._voters(traces, threshold):
-            candidate = make_candidate(traces[k].text, traces[k].tokens)
-            if candidate.key is not None:
-                totals[candidate.key] += self._confidence(traces[k])
-        total = sum(totals.values())
-        return total > 0 and max(totals.values()) / total >= self.tau
+            totals[make_candidate(traces[k].text, traces[k].tokens).key] += self._confidence(traces[k])
+        total, answered = sum(totals.values()), [w for key, w in totals.items() if key is not None]
+        return total > 0 and bool(answered) and max(answered) / total >= self.tau
 
     def _result(self, task: Task, traces: list[Trace], threshold: float | None, ledger: Ledger,
                 rounds: int) -> QuestionResult:

@@ -1,0 +1,74 @@
+"""DeepConf online against offline (Fu et al. 2025) on GSM8K with the default model: completion tokens
+per question and accuracy, paired on the same questions, with majority@N read from the offline
+run's own traces (all N of them, unweighted: the same samples, no extra generation). One
+`testtime run` (resumable); `--snapshot` writes its run store to bench/data/ for a later session.
+
+    .venv/bin/python bench/deepconf.py --questions 100 --n 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from snapshots import REPO, restore, snapshot
+
+TESTTIME = [sys.executable, "-m", "testtime"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--chunk-size", type=int, default=25)
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--out", type=Path, default=Path("runs/deepconf"))
+    parser.add_argument("--snapshot", action="store_true", help="write the run store to bench/data/ and stop")
+    a = parser.parse_args()
+    if a.snapshot:
+        snapshot(a.out, "deepconf")
+        return
+    restore(a.out, "deepconf")
+    args = ["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
+            "--chunk-size", str(a.chunk_size), "--n", str(a.n), "--strategy=deepconf[mode=offline]",
+            f"--strategy=deepconf[mode=online,warmup={a.warmup}]", "--out", str(a.out)]
+    resume = ["--resume"] if (a.out / "run.db").exists() else []
+    print("$ testtime", " ".join(args + resume), flush=True)
+    subprocess.run(TESTTIME + args + resume, check=True)
+    print(json.dumps(compare(a.out), indent=1))
+
+
+def compare(run_dir: Path) -> dict:
+    from testtime.analysis.paired import paired_difference
+    from testtime.answers import answers_match, normalize_answer
+    from testtime.selection import Candidate, select_majority
+    from testtime.store import RunStore
+
+    store = RunStore(run_dir)
+    runs = {d["mode"]: sorted(lines, key=lambda line: line["id"]) for d, lines in store.lines_by_unit()}
+    store.close()
+    offline, online = runs["offline"], runs["online"]
+
+    def majority(line: dict) -> float:  # every offline trace votes once
+        voters = [Candidate(c["text"], c["answer"], normalize_answer(c["answer"])) for c in line["candidates"]]
+        chosen = select_majority(voters)
+        return float(answers_match(chosen.answer if chosen else None, line["gold"]))
+
+    correct = {"offline": [float(x["correct"]) for x in offline], "online": [float(x["correct"]) for x in online],
+               "majority": [majority(x) for x in offline]}
+    tokens = {mode: [x["ledger"]["completion_tokens"] for x in lines] for mode, lines in runs.items()}
+    return {"questions": len(offline),
+            "accuracy": {k: sum(v) / len(v) for k, v in correct.items()},
+            "online_minus_offline": paired_difference(correct["online"], correct["offline"]).to_dict(),
+            "offline_minus_majority": paired_difference(correct["offline"], correct["majority"]).to_dict(),
+            "completion_tokens_per_question": {k: sum(v) / len(v) for k, v in tokens.items()},
+            "online_token_saving": 1 - sum(tokens["online"]) / sum(tokens["offline"]),
+            "aborted_traces": sum(x["aborted"] for x in online), "online_traces": sum(x["traces"] for x in online)}
+
+
+if __name__ == "__main__":
+    main()
