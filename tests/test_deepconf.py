@@ -94,6 +94,13 @@ def test_a_warmup_trace_with_no_answer_is_no_consensus():
     assert len(result.candidates) == 4 and result.prediction == "5" and len(gen.calls) == 2
 
 
+def test_a_backend_without_log_probabilities_is_a_clear_error():
+    from fakes import ScriptedGenerator
+
+    with pytest.raises(ValueError, match="returned no top log-probabilities; deepconf needs a backend that honours"):
+        Strategy.create("deepconf", budget=2).solve([TASK], Context(generator=ScriptedGenerator(lambda q, k: "7")))
+
+
 @pytest.mark.parametrize("params, message", [
     ({"mode": "later"}, "mode must be one of offline, online, got 'later'"),
     ({"measure": "vibes"}, "measure must be one of mean, bottom10, lowest, tail, self_certainty"),

@@ -100,6 +100,9 @@ class DeepConf(Strategy):
                     for task, question in zip(tasks, traces)]
         for question, result in zip(traces, ctx.generator.generate(requests, ledgers)):
             for trace, completion in zip(question, result.completions):
+                if completion.token_count and not completion.top_logprobs:
+                    raise ValueError(f"{self.name}: generator {ctx.generator.name!r} returned no top log-probabilities; "
+                                     "deepconf needs a backend that honours SamplingParams.logprobs")
                 trace.take(completion)
                 trace.finish_reason = completion.finish_reason or "stop"
 
