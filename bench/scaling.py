@@ -7,6 +7,7 @@ fresh machine restores them, so the sweep may span sessions.
 
     .venv/bin/python bench/scaling.py --questions 200 --out runs/scaling
     .venv/bin/python bench/scaling.py --snapshot            # after (or during) a long run
+    .venv/bin/python bench/scaling.py --small runs/prm/test-pool   # the larger model against a pool already run
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--out", type=Path, default=Path("runs/scaling"))
     parser.add_argument("--snapshot", action="store_true", help="write the run stores to bench/data/ and stop")
+    parser.add_argument("--small", type=Path, help="a sweep of the default model already run on the same questions "
+                        "(bench/train_prm.py's test pool): only the larger model runs, then train-vs-test")
     a = parser.parse_args()
     common = ["--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions), "--chunk-size", "25"]
     small, large = a.out / "small", a.out / "large"
@@ -47,13 +50,16 @@ def main() -> None:
             if (run / "run.db").exists():
                 snapshot(run, f"scaling-{run.name}")
         return
-    restore(small, "scaling-small")
     restore(large, "scaling-large")
-    budgets = [f"--n={2 ** i}" for i in range(a.pool.bit_length()) if 2 ** i <= a.pool]
-    step(["sweep", *common, *(f"--strategy={s}" for s in (*POOLED, a.search)), *budgets,
-          "--verifier", a.verifier, "--width", "4", "--out", str(small)], small)
-    step(["run", *common, "--model", a.large_model, "--strategy", "single", "--temperature", "0",
-          "--out", str(large)], large)
+    if a.small:
+        small = a.small
+    else:
+        restore(small, "scaling-small")
+        budgets = [f"--n={2 ** i}" for i in range(a.pool.bit_length()) if 2 ** i <= a.pool]
+        step(["sweep", *common, *(f"--strategy={s}" for s in (*POOLED, a.search)), *budgets,
+              "--verifier", a.verifier, "--width", "4", "--out", str(small)], small)
+    step(["run", *common, "--chunk-size", "100", "--model", a.large_model, "--strategy", "single",  # greedy batches well
+          "--temperature", "0", "--out", str(large)], large)
     subprocess.run(TESTTIME + ["train-vs-test", str(small), str(large)], check=True)
 
     scaling = json.loads((small / "scaling.json").read_text())
