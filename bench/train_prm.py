@@ -75,9 +75,10 @@ def main() -> None:
         restore(pool, f"prm-test-pool-{a.model}")
         for layer in layers:
             artifact = a.out / f"artifact-layer{layer}"
-            if not artifact.exists():  # a fresh machine: the artifact shipped in the package (trained on that layer)
+            if not artifact.exists():  # a fresh machine: the artifact shipped in the package, whatever its layer
                 artifact = REPO / "src" / "testtime" / "data" / "verifiers" / f"{a.model}-gsm8k"
-                print(f"no {a.out / f'artifact-layer{layer}'} here: evaluating the shipped {artifact.name}", flush=True)
+                print(f"no {a.out / f'artifact-layer{layer}'} here: evaluating the shipped {artifact.name} "
+                      "(its own feature layer)", flush=True)
             subprocess.run(TESTTIME + ["eval-verifier", str(pool), "--artifact", str(artifact),
                                        "--max-n", str(a.pool)], check=True)
             shutil.copy(pool / "verifier_eval.json", a.out / f"verifier_eval-layer{layer}.json")
