@@ -27,7 +27,7 @@ def tagged(question: str, so_far: str) -> str:
         return "The answer is: 7"
     if so_far.endswith("Wait"):
         return "more " * 5 + "</think> The answer is: 7"
-    return "<think> " + "step " * 10 + "</think> The answer is: 5"
+    return ("" if so_far.endswith(TAGS.open + "\n") else "<think> ") + "step " * 10 + "</think> The answer is: 5"
 
 
 def untagged(question: str, so_far: str) -> str:
@@ -47,21 +47,23 @@ def test_short_thinking_in_tags_is_extended_with_wait_up_to_max_waits():
     gen = ContinuingGenerator(tagged)
     strategy = Strategy.create("budget_forcing", budget=2, min_thinking_tokens=20, max_waits=2, thinking="tags")
     [r1, r2] = strategy.solve(TASKS, Context(generator=gen))
-    # Round 1: 12 tokens of thought (< 20): its </think> is cut and Wait appended; round 2: 6 more
-    # (18 < 20): Wait again; round 3: 24 tokens, the thought closes; round 4: the answer.
+    # Round 1 (in the thought testtime opened): 11 tokens (< 20): its </think> is cut and Wait appended;
+    # round 2: 6 more (17 < 20): Wait again; round 3: 23 tokens, the thought closes; round 4: the answer.
     assert [len(call) for call in gen.calls] == [4, 4, 4, 4]  # every question's samples in each round
     first, second, third, fourth = continuations(gen)
-    assert all(c == "" for c in first)
+    assert all(c == TAGS.open + "\n" for c in first)  # the reply begins in its thought
     assert second[0].endswith("step\n\nWait") and TAGS.close not in second[0]
     assert third[0].count("Wait") == 2 and TAGS.close not in third[0]
     assert fourth[0].endswith(TAGS.close)
     assert all(r.params.stop == (TAGS.close,) for call in gen.calls[:3] for r in call)
-    assert r1.details["forcing"][0] == {"thinking_tokens": 24, "answer_tokens": 4, "waits": 2, "capped": False}
+    assert r1.details["forcing"][0] == {"thinking_tokens": 23, "answer_tokens": 4, "waits": 2, "capped": False}
     assert r1.details["thinking"] == "tags" and r1.prediction == "7" and r1.correct
     candidate = r1.candidates[0]
-    assert candidate.tokens == 28 and candidate.reasoning_tokens == 24
-    assert r1.ledger.completion_tokens == 2 * 28
-    assert 0 < r1.ledger.reasoning_tokens <= 2 * 24  # the generator's own count of what was in tags
+    assert candidate.tokens == 27 and candidate.reasoning_tokens == 23
+    assert r1.ledger.completion_tokens == 2 * 27
+    # The generator's own count of what was in tags: the tokens before each </think> it wrote (three
+    # per sample, two of them cut for a Wait); forcing counts the tags among its thinking tokens.
+    assert r1.ledger.reasoning_tokens == 2 * (23 - 3)
 
 
 def test_long_thinking_is_stopped_at_max_thinking_tokens_and_the_cue_asks_for_the_answer():

@@ -1,6 +1,7 @@
 """The default model, Qwen2.5-Coder-0.5B-Instruct, through the real engine and the default prompt:
 `testtime run` with no --model, as a user runs it (its own process), uses it; its results and summary
-are written, and its solutions end in a boxed answer that is read back. The only test that starts it
+are written, and its solutions end in a boxed answer that is read back; then, prompted to think in tags,
+it is forced and counted as a reasoning model. The only tests that start it
 (its conversion, once per machine, is about a minute; every other engine test runs the faster SmolLM2)."""
 
 from __future__ import annotations
@@ -46,3 +47,29 @@ def test_run_without_a_model_uses_the_default_writes_results_and_reads_its_boxed
     assert len(boxed) >= len(finished) - 1  # the default prompt's answer format is followed
     for c in boxed:
         assert c["answer"] and c["answer"] in c["text"]
+
+
+THINK_IN_TAGS = ("First think step by step inside <think> and </think> tags. After </think>, state the final "
+                 "answer within \\boxed{}.")
+
+
+@pytest.mark.engine
+def test_the_default_model_prompted_to_think_in_tags_is_forced_and_counted_as_a_reasoning_model():
+    """The second (and last) test that starts the 0.5B: in process, through the Python API."""
+    import testtime as tt
+    from testtime.answers import extract_answer
+    from testtime.reasoning import TAGS
+    from testtime.tasks import load_dataset
+
+    with tt.Solver(system_prompt=THINK_IN_TAGS, max_tokens=160, seed=0) as solver:
+        results = solver.solve(load_dataset("sample", limit=2), strategy="budget_forcing", budget=2,
+                               thinking="tags", max_thinking_tokens=48, answer_tokens=24)
+    for result in results:
+        assert result.details["thinking"] == "tags"
+        for sample, candidate in zip(result.details["forcing"], result.candidates):
+            thought, answer = TAGS.split(candidate.text)
+            # The reply begins in the thought testtime opened, which ends at 48 tokens at the latest.
+            assert candidate.text.startswith(TAGS.open) and thought.strip() and sample["thinking_tokens"] <= 48
+            assert candidate.reasoning_tokens == sample["thinking_tokens"] and sample["answer_tokens"] <= 24
+            assert candidate.answer == extract_answer(answer)  # read after the thought, never from it
+        assert 0 < result.ledger.reasoning_tokens <= sum(s["thinking_tokens"] for s in result.details["forcing"])

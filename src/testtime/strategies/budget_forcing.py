@@ -1,7 +1,8 @@
 """Budget forcing (s1, Muennighoff et al. 2025): control how long a model thinks, for any model.
 
 Thinking ends at the closing tag for a model that thinks in tags (``thinking="tags"``) and at the end
-of its turn otherwise (``"turn"``: the whole reply is its thinking). ``auto`` asks the generator.
+of its turn otherwise (``"turn"``: the whole reply is its thinking). ``auto`` asks the generator. In
+tags, a reply begins with the opening tag where the chat template does not write it.
 
 - ``min_thinking_tokens``: thinking that ends earlier has its end cut off and ``wait`` appended, and
   the model goes on, up to ``max_waits`` times.
@@ -83,7 +84,10 @@ class BudgetForcing(Strategy):
         self.check(ctx.verifier)
         tags = self.thinking == "tags" or (self.thinking == "auto" and ctx.generator.thinks_in_tags)
         ledgers = [Ledger() for _ in tasks]
-        samples = [[Forced() for _ in range(self.budget)] for _ in tasks]
+        # A reply in tags starts inside its thought: the chat template opens it, or testtime writes the
+        # opening tag itself (as s1 does), so that a model told to think in tags does, and its tokens count.
+        opening = TAGS.open + "\n" if tags and not ctx.generator.opens_thinking else ""
+        samples = [[Forced(text=opening) for _ in range(self.budget)] for _ in tasks]
         prompts = [ctx.template.build(task) for task in tasks]
         round_index = 0
         while active := [(i, j) for i, question in enumerate(samples) for j, s in enumerate(question)
