@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from snapshots import REPO, restore, snapshot
+from snapshots import run_options, run_resumable, snapshot
 
-TESTTIME = [sys.executable, "-m", "testtime"]
 SETTINGS = {  # label: the strategy spec (budget 1: one sample per question)
     "unforced": "budget_forcing@1",
     "max 64": "budget_forcing[max_thinking_tokens=64]@1",
@@ -31,20 +28,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--max-tokens", type=int, default=1024, help="the whole reply's cap, for every setting")
-    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--out", type=Path, default=Path("runs/budget-forcing"))
-    parser.add_argument("--snapshot", action="store_true", help="write the run store to bench/data/ and stop")
+    run_options(parser, "runs/budget-forcing")
     a = parser.parse_args()
     if a.snapshot:
         snapshot(a.out, "budget-forcing")
         return
-    restore(a.out, "budget-forcing")
-    args = ["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
-            "--temperature", "0", "--max-tokens", str(a.max_tokens), "--chunk-size", str(a.questions),
-            *(f"--strategy={spec}" for spec in SETTINGS.values()), "--out", str(a.out)]
-    resume = ["--resume"] if (a.out / "run.db").exists() else []
-    print("$ testtime", " ".join(args + resume), flush=True)
-    subprocess.run(TESTTIME + args + resume, check=True)
+    run_resumable(["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
+                   "--temperature", "0", "--max-tokens", str(a.max_tokens), "--chunk-size", str(a.questions),
+                   *(f"--strategy={spec}" for spec in SETTINGS.values())], a.out, "budget-forcing")
     for row in table(a.out):
         print(json.dumps(row))
 

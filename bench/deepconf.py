@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from snapshots import REPO, restore, snapshot
-
-TESTTIME = [sys.executable, "-m", "testtime"]
+from snapshots import run_options, run_resumable, snapshot
 
 
 def main() -> None:
@@ -25,20 +21,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--chunk-size", type=int, default=25)
-    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--out", type=Path, default=Path("runs/deepconf"))
-    parser.add_argument("--snapshot", action="store_true", help="write the run store to bench/data/ and stop")
+    run_options(parser, "runs/deepconf")
     a = parser.parse_args()
     if a.snapshot:
         snapshot(a.out, "deepconf")
         return
-    restore(a.out, "deepconf")
-    args = ["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
-            "--chunk-size", str(a.chunk_size), "--n", str(a.n), "--strategy=deepconf[mode=offline]",
-            f"--strategy=deepconf[mode=online,warmup={a.warmup}]", "--out", str(a.out)]
-    resume = ["--resume"] if (a.out / "run.db").exists() else []
-    print("$ testtime", " ".join(args + resume), flush=True)
-    subprocess.run(TESTTIME + args + resume, check=True)
+    run_resumable(["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
+                   "--chunk-size", str(a.chunk_size), "--n", str(a.n), "--strategy=deepconf[mode=offline]",
+                   f"--strategy=deepconf[mode=online,warmup={a.warmup}]"], a.out, "deepconf")
     print(json.dumps(compare(a.out), indent=1))
 
 

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from snapshots import REPO, restore, snapshot
-
-TESTTIME = [sys.executable, "-m", "testtime"]
+from snapshots import run_options, run_resumable, snapshot
 
 
 def main() -> None:
@@ -28,22 +24,17 @@ def main() -> None:
     parser.add_argument("--chains", type=int, action="append", help="chains of revisions; repeat (default 1, 2, 4)")
     parser.add_argument("--chunk-size", type=int, default=50, help="questions per committed batch (a chain of "
                         "one is as many sequences as questions in its chunk: larger chunks batch better)")
-    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--out", type=Path, default=Path("runs/revisions"))
-    parser.add_argument("--snapshot", action="store_true", help="write the run store to bench/data/ and stop")
+    run_options(parser, "runs/revisions")
     a = parser.parse_args()
     if a.snapshot:
         snapshot(a.out, "revisions-sweep")
         return
-    restore(a.out, "revisions-sweep")
     chains = [c for c in a.chains or [1, 2, 4] if c < a.budget]  # chains = budget is majority@budget
-    args = ["sweep", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
-            "--chunk-size", str(a.chunk_size), "--strategy", "majority", "--strategy", "single",
-            *(f"--strategy=revisions[chains={c}]@{a.budget}" for c in chains),
-            *(f"--n={2 ** i}" for i in range(a.budget.bit_length()) if 2 ** i <= a.budget), "--out", str(a.out)]
-    resume = ["--resume"] if (a.out / "run.db").exists() else []
-    print("$ testtime", " ".join(args + resume), flush=True)
-    subprocess.run(TESTTIME + args + resume, check=True)
+    run_resumable(["sweep", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
+                   "--chunk-size", str(a.chunk_size), "--strategy", "majority", "--strategy", "single",
+                   *(f"--strategy=revisions[chains={c}]@{a.budget}" for c in chains),
+                   *(f"--n={2 ** i}" for i in range(a.budget.bit_length()) if 2 ** i <= a.budget)],
+                  a.out, "revisions-sweep")
     scaling = json.loads((a.out / "scaling.json").read_text())
     for level in scaling["difficulty"]["oracle"]:
         print(json.dumps({k: level.get(k) for k in ("level", "questions", "best", "versus_next", "points")}))

@@ -3,9 +3,12 @@ bench/data/ to be committed, and restored from there when its run directory is m
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,3 +38,19 @@ def snapshot(run_dir: Path, name: str) -> Path:
     copy.unlink()
     print(f"wrote {target.relative_to(REPO)} ({target.stat().st_size:,} bytes)", flush=True)
     return target
+
+
+def run_options(parser: argparse.ArgumentParser, out: str) -> None:
+    """--data-root, --out and --snapshot: what every resumable bench run takes."""
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--snapshot", action="store_true", help="write the run store to bench/data/ and stop")
+
+
+def run_resumable(args: list[str], out: Path, name: str) -> None:
+    """`testtime ARGS --out OUT`: started from the snapshot ``name`` where OUT holds no run yet, and
+    resumed where it holds one."""
+    restore(out, name)
+    args = [*args, "--out", str(out), *(["--resume"] if (out / "run.db").exists() else [])]
+    print("$ testtime", " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "testtime", *args], check=True)
