@@ -212,3 +212,14 @@ def test_a_new_strategy_is_one_new_file(tmp_path):
     for line in lines:
         kept = [c for c in line["candidates"] if c["tokens"] >= 3] or line["candidates"]
         assert line["candidates"][line["chosen"]]["tokens"] == min(c["tokens"] for c in kept)
+
+
+def test_a_label_in_brackets_is_printed_as_written_not_read_as_markup(capsys):
+    from testtime.cli.console import print_points
+
+    label = "revisions[chains=2]"
+    print_points({"questions": 4, "orders": 64, "fits": {label: {"tokens": {"a": 0.1, "b": 0.02, "r2": 0.5}}},
+                  "points": [{"strategy": label, "budget": 4, "source": "run", "accuracy": 0.5, "ci95": [0.1, 0.9],
+                              "tokens": 100, "flops": 1e12, "wall_seconds": 1.0}]})
+    printed = capsys.readouterr()
+    assert " ".join((printed.out + printed.err).split()).count(label) == 2  # the table's row and the fit's line

@@ -139,7 +139,7 @@ def print_points(scaling: dict) -> None:
     for col in ("strategy", "budget", "from", "accuracy", "95% CI", "tokens/q", "TFLOPs/q", "wall s/q"):
         table.add_column(col, justify="left" if col in ("strategy", "from") else "right")
     for p in scaling["points"]:
-        table.add_row(p["strategy"], str(p["budget"]), p["source"], f"{p['accuracy']:.1%}",
+        table.add_row(escape(p["strategy"]), str(p["budget"]), p["source"], f"{p['accuracy']:.1%}",  # revisions[chains=2]
                       f"{p['ci95'][0]:.0%}-{p['ci95'][1]:.0%}", f"{p['tokens']:,.0f}",
                       f"{p['flops'] / 1e12:.3f}", f"{p['wall_seconds']:.2f}")
     wide_console().print(table)
@@ -147,14 +147,14 @@ def print_points(scaling: dict) -> None:
         t = fit.get("tokens")
         if t:
             r2 = f"R^2 {t['r2']:.2f}" if t["r2"] is not None else "R^2 undefined: accuracy is the same at every budget"
-            console.print(f"  {name}: accuracy = {t['a']:.3f} + {t['b']:.4f} ln(tokens), {r2}")
+            console.print(f"  {escape(name)}: accuracy = {t['a']:.3f} + {t['b']:.4f} ln(tokens), {r2}")
     for what, why in (scaling.get("missing") or {}).items():
         console.print(f"  {what.replace('_', '-')}: not computed ({why}); no {what}.png")
     optimal = scaling.get("compute_optimal")
     for row in (optimal or {}).get("curve", []):
-        console.print(f"  compute-optimal within the cost of {optimal['baseline']}@{row['budget']}: "
-                      f"{row['accuracy']:.1%} with {row['tokens']:,.0f} tokens/q (baseline "
-                      f"{row['baseline_accuracy']:.1%}); {efficiency_claim(optimal['baseline'], row)}")
+        console.print(escape(f"  compute-optimal within the cost of {optimal['baseline']}@{row['budget']}: "
+                             f"{row['accuracy']:.1%} with {row['tokens']:,.0f} tokens/q (baseline "
+                             f"{row['baseline_accuracy']:.1%}); {efficiency_claim(optimal['baseline'], row)}"))
 
 
 def efficiency_claim(baseline: str, row: dict) -> str:

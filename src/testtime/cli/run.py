@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from testtime.analysis.sweep import run_labels
 from testtime.cli.app import app
@@ -156,7 +157,7 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
             def committed(unit: Unit, lines: list[dict]) -> None:
                 tokens[0] += sum(line["ledger"]["completion_tokens"] for line in lines)
                 rate = tokens[0] / (time.perf_counter() - started[0])
-                stats = f"{labels[unit.key]}@{unit.strategy.budget} seed {unit.seed}; {rate:.0f} tok/s"
+                stats = escape(f"{labels[unit.key]}@{unit.strategy.budget} seed {unit.seed}; {rate:.0f} tok/s")
                 progress.update(bar, advance=len(lines), stats=stats)
                 if not console.is_terminal:  # a log gets a line per committed chunk
                     console.print(f"  stored {len(lines)} results of {stats}; {store.count()} of {total}")
