@@ -38,6 +38,37 @@ def main() -> None:
     scaling = json.loads((a.out / "scaling.json").read_text())
     for level in scaling["difficulty"]["oracle"]:
         print(json.dumps({k: level.get(k) for k in ("level", "questions", "best", "versus_next", "points")}))
+    for row in by_attempt(a.out):
+        print(json.dumps(row))
+
+
+def by_attempt(run_dir: Path) -> list[dict]:
+    """Per revisions unit: its accuracy as the strategy's own rule chooses from the stored attempts (a run
+    stored before a change of that rule is read again by the rule of today), and the accuracy of each
+    attempt position of the first chain, each paired against the first attempt."""
+    from testtime.analysis.paired import paired_difference
+    from testtime.answers import answers_match
+    from testtime.store import RunStore
+    from testtime.strategies.base import make_candidate
+    from testtime.strategies.revisions import choose
+
+    store = RunStore(run_dir)
+    rows = []
+    for description, lines in store.lines_by_unit():
+        if description["strategy"] != "revisions":
+            continue
+        chosen = [choose([[make_candidate(x["text"], x["tokens"]) for x in chain] for chain in line["chains"]],
+                         description["selector"])[0] for line in lines]
+        right = [[float(answers_match(x["answer"], line["gold"])) for x in line["chains"][0]] for line in lines]
+        rows.append({"chains": description["chains"], "budget": description["budget"], "questions": len(lines),
+                     "accuracy": sum(answers_match(c.answer if c else None, line["gold"])
+                                     for c, line in zip(chosen, lines)) / len(lines),
+                     "first_chain_by_attempt": [
+                         {"attempt": k, "accuracy": sum(r[k] for r in right) / len(right),
+                          **({"versus_first": paired_difference([r[k] for r in right], [r[0] for r in right]).to_dict()}
+                             if k else {})} for k in range(len(right[0]))]})
+    store.close()
+    return rows
 
 
 if __name__ == "__main__":

@@ -71,11 +71,14 @@ def test_the_answer_is_chosen_within_each_chain_then_among_the_chains():
     choices = [result.candidates[k].answer for k in result.details["chain_choices"]]
     assert choices == ["7", "6", "7"]
     assert result.prediction == "7" and result.correct
-    # Across all nine attempts 7 also leads, but a chain's repeats count once here: [6, 6, 6] in one
-    # chain and 7 once in two others picks 7.
-    gen = ScriptedGenerator(answers(6, 7, 7, 6, 1, 2, 6, 3, 4))
+    # A chain's repeats count once: [6, 6, 6] in one chain and 7 once in each of two others picks 7,
+    # and within a chain a tie goes to the latest attempt ([1, 3, 7] chooses 7).
+    gen = ScriptedGenerator(answers(6, 1, 2, 6, 3, 4, 6, 7, 7))
     [result] = Strategy.create("revisions", budget=9, chains=3).solve(TASKS[1:], Context(generator=gen))
     assert [result.candidates[k].answer for k in result.details["chain_choices"]] == ["6", "7", "7"]
+    assert result.prediction == "7"
+    # Two attempts that disagree: the revision is kept, not the attempt it revised.
+    [result] = Strategy.create("revisions", budget=2).solve(TASKS[1:], Context(generator=ScriptedGenerator(answers(5, 7))))
     assert result.prediction == "7"
 
 

@@ -5,7 +5,8 @@ question and that chain's latest attempts, and is asked to revise them.
 chains = budget is parallel sampling; chains = 1 is purely sequential. A revision's prompt is the
 conversation so far: the question, then each earlier attempt (the last ``context`` of its chain) as
 the model's own turn followed by the revision request. Every question's chains share one batched
-call per revision round. The answer is chosen within each chain, then among the chains' choices.
+call per revision round. The answer is chosen within each chain (a tie to the latest attempt), then
+among the chains' choices.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ DEFAULT_REVISION_REQUEST = (
     "Check your previous solution step by step for mistakes. Then write a corrected solution, "
     "with a blank line between steps, and put the final answer within \\boxed{}."
 )
+
+
+def choose(chains: Sequence[Sequence[Candidate]], selector: str) -> tuple[Candidate | None, list[Candidate]]:
+    """The answer chosen within each chain, then among the chains' choices; and the chains' choices.
+
+    Within a chain a tie goes to the latest attempt (a revision is meant to improve on what it saw:
+    with two attempts that disagree, majority would otherwise always keep the first)."""
+    chain_choices = [choice for chain in chains if (choice := select(list(chain)[::-1], selector))]
+    return select(chain_choices, selector), chain_choices
 
 
 @dataclass
@@ -117,8 +127,7 @@ class Revisions(Strategy):
 
     def _result(self, task: Task, chains: list[list[Attempt]], ledger: Ledger) -> QuestionResult:
         candidates = [a.candidate for chain in chains for a in chain]
-        chain_choices = [choice for chain in chains if (choice := select([a.candidate for a in chain], self.selector))]
-        chosen = select(chain_choices, self.selector)
+        chosen, chain_choices = choose([[a.candidate for a in chain] for chain in chains], self.selector)
         details = {"chains": [[{"text": a.candidate.text, "answer": a.candidate.answer, "score": a.candidate.score,
                                 "tokens": a.candidate.tokens, "seen": a.seen,
                                 "model": a.model} for a in chain] for chain in chains],
