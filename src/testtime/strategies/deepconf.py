@@ -35,7 +35,6 @@ class Trace:
     tokens: int = 0
     tops: list = field(default_factory=list)  # one {token: logprob} per generated token
     finish_reason: str | None = None  # None while it is being generated; "aborted" when stopped
-    warmup: bool = False
 
     def take(self, c: Completion) -> None:
         self.text += c.text
@@ -83,7 +82,7 @@ class DeepConf(Strategy):
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         ledgers = [Ledger() for _ in tasks]
         first = self.budget if self.mode == "offline" else self.warmup
-        traces = [[Trace(warmup=self.mode == "online") for _ in range(first)] for _ in tasks]
+        traces = [[Trace() for _ in range(first)] for _ in tasks]
         self._whole(tasks, ctx, traces, ledgers)
         thresholds = [None] * len(tasks)
         rounds = 1
