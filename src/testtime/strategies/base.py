@@ -79,6 +79,15 @@ class QuestionResult:
     def correct(self) -> bool:
         return answers_match(self.prediction, self.task.answer)
 
+    @property
+    def chosen_index(self) -> int | None:
+        """The chosen candidate's place: the very object where it is one of them (two attempts may be equal
+        in every field, as a revision that repeats its attempt), else the first equal one."""
+        same = next((k for k, c in enumerate(self.candidates) if c is self.chosen), None)
+        if same is None and self.chosen in self.candidates:
+            return self.candidates.index(self.chosen)
+        return same
+
     def to_dict(self) -> dict:
         return {
             "id": self.task.id,
@@ -86,7 +95,7 @@ class QuestionResult:
             "gold": self.task.answer,
             "prediction": self.prediction,
             "correct": self.correct,
-            "chosen": self.candidates.index(self.chosen) if self.chosen in self.candidates else None,
+            "chosen": self.chosen_index,
             "candidates": [c.to_dict() for c in self.candidates],
             "ledger": self.ledger.to_dict(),
             **self.details,
