@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from snapshots import run_options, run_resumable, snapshot
+from snapshots import run_options, run_resumable
 
 SETTINGS = {  # label: the strategy spec (budget 1: one sample per question)
     "unforced": "budget_forcing@1",
@@ -30,12 +30,10 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=1024, help="the whole reply's cap, for every setting")
     run_options(parser, "runs/budget-forcing")
     a = parser.parse_args()
-    if a.snapshot:
-        snapshot(a.out, "budget-forcing")
+    if not run_resumable(["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
+                       "--temperature", "0", "--max-tokens", str(a.max_tokens), "--chunk-size", str(a.questions),
+                       *(f"--strategy={spec}" for spec in SETTINGS.values())], a.out, "budget-forcing", a.snapshot):
         return
-    run_resumable(["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
-                   "--temperature", "0", "--max-tokens", str(a.max_tokens), "--chunk-size", str(a.questions),
-                   *(f"--strategy={spec}" for spec in SETTINGS.values())], a.out, "budget-forcing")
     for row in table(a.out):
         print(json.dumps(row))
 

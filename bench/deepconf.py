@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from snapshots import run_options, run_resumable, snapshot
+from snapshots import run_options, run_resumable
 
 
 def main() -> None:
@@ -23,12 +23,10 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=25)
     run_options(parser, "runs/deepconf")
     a = parser.parse_args()
-    if a.snapshot:
-        snapshot(a.out, "deepconf")
+    if not run_resumable(["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
+                       "--chunk-size", str(a.chunk_size), "--n", str(a.n), "--strategy=deepconf[mode=offline]",
+                       f"--strategy=deepconf[mode=online,warmup={a.warmup}]"], a.out, "deepconf", a.snapshot):
         return
-    run_resumable(["run", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
-                   "--chunk-size", str(a.chunk_size), "--n", str(a.n), "--strategy=deepconf[mode=offline]",
-                   f"--strategy=deepconf[mode=online,warmup={a.warmup}]"], a.out, "deepconf")
     print(json.dumps(compare(a.out), indent=1))
 
 

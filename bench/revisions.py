@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from snapshots import run_options, run_resumable, snapshot
+from snapshots import run_options, run_resumable
 
 
 def main() -> None:
@@ -26,15 +26,13 @@ def main() -> None:
                         "one is as many sequences as questions in its chunk: larger chunks batch better)")
     run_options(parser, "runs/revisions")
     a = parser.parse_args()
-    if a.snapshot:
-        snapshot(a.out, "revisions-sweep")
-        return
     chains = [c for c in a.chains or [1, 2, 4] if c < a.budget]  # chains = budget is majority@budget
-    run_resumable(["sweep", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
-                   "--chunk-size", str(a.chunk_size), "--strategy", "majority", "--strategy", "single",
-                   *(f"--strategy=revisions[chains={c}]@{a.budget}" for c in chains),
-                   *(f"--n={2 ** i}" for i in range(a.budget.bit_length()) if 2 ** i <= a.budget)],
-                  a.out, "revisions-sweep")
+    if not run_resumable(["sweep", "--dataset", "gsm8k", "--data-root", a.data_root, "--limit", str(a.questions),
+                       "--chunk-size", str(a.chunk_size), "--strategy", "majority", "--strategy", "single",
+                       *(f"--strategy=revisions[chains={c}]@{a.budget}" for c in chains),
+                       *(f"--n={2 ** i}" for i in range(a.budget.bit_length()) if 2 ** i <= a.budget)],
+                      a.out, "revisions-sweep", a.snapshot):
+        return
     scaling = json.loads((a.out / "scaling.json").read_text())
     for level in scaling["difficulty"]["oracle"]:
         print(json.dumps({k: level.get(k) for k in ("level", "questions", "best", "versus_next", "points")}))

@@ -47,10 +47,15 @@ def run_options(parser: argparse.ArgumentParser, out: str) -> None:
     parser.add_argument("--snapshot", action="store_true", help="write the run store to bench/data/ and stop")
 
 
-def run_resumable(args: list[str], out: Path, name: str) -> None:
+def run_resumable(args: list[str], out: Path, name: str, snapshot_only: bool = False) -> bool:
     """`testtime ARGS --out OUT`: started from the snapshot ``name`` where OUT holds no run yet, and
-    resumed where it holds one."""
+    resumed where it holds one. With ``snapshot_only`` (--snapshot) it writes the snapshot instead and
+    returns False: nothing ran."""
+    if snapshot_only:
+        snapshot(out, name)
+        return False
     restore(out, name)
     args = [*args, "--out", str(out), *(["--resume"] if (out / "run.db").exists() else [])]
     print("$ testtime", " ".join(args), flush=True)
     subprocess.run([sys.executable, "-m", "testtime", *args], check=True)
+    return True

@@ -108,6 +108,7 @@ def test_a_backend_without_log_probabilities_is_a_clear_error():
     ({"tau": 1.5}, "tau must be in (0, 1], got 1.5"),
     ({"mode": "online", "budget": 2, "warmup": 4}, "warmup (4) must be at most the budget (2)"),
     ({"window": 0}, "window must be an integer >= 1, got 0"),
+    ({"top_k": 50}, "top_k must be at most 20"),
 ])
 def test_bad_parameters_are_named(params, message):
     with pytest.raises((ValueError, ParameterError), match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -47,6 +47,11 @@ def group_confidences(confidences: Sequence[float], window: int) -> list[float]:
     return groups
 
 
+def lowest_group(confidences: Sequence[float], window: int) -> float:
+    """The confidence of a trace's least confident group (0 for an empty trace)."""
+    return min(group_confidences(confidences, window), default=0.0)
+
+
 def trace_confidence(tops: Sequence[Mapping[str, float]], measure: str, window: int, tail: int) -> float:
     """One trace's confidence under ``measure`` (MEASURES); higher is more confident."""
     if measure == "self_certainty":
@@ -60,9 +65,9 @@ def trace_confidence(tops: Sequence[Mapping[str, float]], measure: str, window: 
     if measure == "tail":
         last = confidences[-tail:]
         return sum(last) / len(last)
-    groups = group_confidences(confidences, window)
     if measure == "lowest":
-        return min(groups)
+        return lowest_group(confidences, window)
+    groups = group_confidences(confidences, window)
     if measure == "bottom10":
         lowest = sorted(groups)[: max(1, math.ceil(0.1 * len(groups)))]
         return sum(lowest) / len(lowest)

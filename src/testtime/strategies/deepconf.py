@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from testtime.confidence import MEASURES, group_confidences, token_confidence, trace_confidence
+from testtime.confidence import MEASURES, group_confidences, lowest_group, token_confidence, trace_confidence
 from testtime.generators.base import Completion, GenerationRequest
 from testtime.ledger import Ledger
 from testtime.selection import Candidate, Selector, checked_selector, select
@@ -34,12 +34,14 @@ class Trace:
     text: str = ""
     tokens: int = 0
     tops: list = field(default_factory=list)  # one {token: logprob} per generated token
+    confidences: list = field(default_factory=list)  # one token confidence per generated token
     finish_reason: str | None = None  # None while it is being generated; "aborted" when stopped
 
     def take(self, c: Completion) -> None:
         self.text += c.text
         self.tokens += c.token_count
         self.tops += list(c.top_logprobs or ())
+        self.confidences += [token_confidence(t) for t in c.top_logprobs or ()]
 
 
 @dataclass
@@ -64,6 +66,9 @@ class DeepConf(Strategy):
 
     def __post_init__(self):
         self.require_integers(1, "budget", "window", "tail", "top_k", "warmup", "chunk")
+        if self.top_k > 20:  # refused here, not by the engine in the middle of a run
+            raise ValueError(f"{self.name}: top_k must be at most 20 (the log-probabilities vLLM and the OpenAI API "
+                             f"report), got {self.top_k}")
         if self.mode not in MODES:
             raise ValueError(f"{self.name}: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.measure not in MEASURES:
@@ -132,7 +137,7 @@ class DeepConf(Strategy):
     def _advance(self, trace: Trace, c: Completion, threshold: float, max_tokens: int) -> None:
         before = len(trace.tops)
         trace.take(c)
-        groups = group_confidences([token_confidence(t) for t in trace.tops], self.window)
+        groups = group_confidences(trace.confidences, self.window)
         if len(trace.tops) >= self.window:  # only whole groups are checked, each once: those ending in this chunk
             fresh = groups[max(0, before - self.window + 1):]
             if fresh and min(fresh) < threshold:
@@ -142,9 +147,7 @@ class DeepConf(Strategy):
             trace.finish_reason = c.finish_reason or "stop"
 
     def _threshold(self, warmup: list[Trace]) -> float:
-        lowest = [min(group_confidences([token_confidence(t) for t in trace.tops], self.window) or [0.0])
-                  for trace in warmup]
-        return float(np.percentile(lowest, 100 * (1 - self.keep)))
+        return float(np.percentile([lowest_group(t.confidences, self.window) for t in warmup], 100 * (1 - self.keep)))
 
     def _confidence(self, trace: Trace) -> float:
         return trace_confidence(trace.tops, self.measure, self.window, self.tail)
@@ -155,7 +158,7 @@ class DeepConf(Strategy):
             ranked = sorted(range(len(traces)), key=lambda k: -self._confidence(traces[k]))
             return sorted(ranked[: max(1, math.ceil(self.keep * len(traces)))])
         return [k for k, t in enumerate(traces) if t.finish_reason not in (None, "aborted")
-                and min(group_confidences([token_confidence(x) for x in t.tops], self.window) or [0.0]) >= threshold]
+                and lowest_group(t.confidences, self.window) >= threshold]
 
     def _agreed(self, traces: list[Trace], threshold: float) -> bool:
         """Whether one answer holds ``tau`` of the confidence-weighted vote of the finished traces (a
