@@ -13,7 +13,7 @@ import abc
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from testtime.ledger import Ledger, count_call
 from testtime.reasoning import TAGS
@@ -101,6 +101,9 @@ class GenerationResult:
     completions: tuple[Completion, ...]
     prompt_tokens: int
     cached_prompt_tokens: int = 0
+    # The engine's own time for this request, where the backend measures it (the engine loop's share
+    # of each step); else the ledger shares the call's wall time by tokens.
+    engine_seconds: float | None = None
 
     @property
     def completion_tokens(self) -> int:
@@ -137,29 +140,62 @@ class Generator(abc.ABC):
     show_progress: bool = False  # a progress bar over each batched call, where the backend has one
     thinks_in_tags: bool = False  # the model reasons in <think> tags (testtime.reasoning), where known
     opens_thinking: bool = False  # its chat template writes the opening tag: a reply starts inside thinking
+    # The backend streams (``submit``): concurrent calls from many threads join one running batch, and a
+    # request can be stopped mid-generation.
+    streams: bool = False
 
     @abc.abstractmethod
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Run every request in as few engine calls as the backend allows."""
 
+    def submit(self, request: GenerationRequest, on_update=None):
+        """The streaming form (where ``streams``): start one request now and return its
+        ``engine_loop.Stream`` (samples as they grow, ``wait``, ``abort``, ``result``). ``on_update(stream,
+        index)`` is called as sample ``index`` gains tokens or ends."""
+        raise NotImplementedError(f"generator {self.name!r} does not stream")
+
     def generate(
-        self, requests: Sequence[GenerationRequest], ledgers: Sequence[Ledger] | None = None
+        self, requests: Sequence[GenerationRequest], ledgers: Sequence[Ledger] | None = None,
+        stop: Callable[[int], bool] | None = None,
     ) -> list[GenerationResult]:
         """Generate for all requests at once; charge each request's cost to its ledger.
 
-        Wall time of the batched call is shared among requests in proportion to
-        the tokens each made the engine compute (uncached prompt plus completion).
+        ``stop(i)`` says whether request i is no longer wanted: a streaming backend polls it while it
+        generates and aborts that request at once (its tokens so far are kept and charged). Wall time
+        is the engine's own per request where the backend measures it, else the call's wall time
+        shared in proportion to the tokens each made the engine compute (uncached prompt plus completion).
         """
         if ledgers is not None and len(ledgers) != len(requests):
             raise ValueError("generate: one ledger per request is required")
         if not requests:
             return []
         start = time.perf_counter()
-        results = [self._count_reasoning(request, result) for request, result in zip(requests, self._generate(requests))]
+        raw = self._stream_all(requests, stop) if self.streams else self._generate(requests)
+        results = [self._count_reasoning(request, result) for request, result in zip(requests, raw)]
         elapsed = time.perf_counter() - start
         if ledgers is not None:
             self._charge(results, ledgers, elapsed)
         return results
+
+    def _stream_all(self, requests: Sequence[GenerationRequest], stop: Callable[[int], bool] | None,
+                    poll_seconds: float = 0.02) -> list[GenerationResult]:
+        """Every request submitted at once, waited for, each aborted as soon as ``stop`` says so."""
+        streams = []
+        for i, request in enumerate(requests):
+            try:
+                streams.append(self.submit(request))
+            except PromptTooLongError as exc:  # nothing half-done is left running
+                for started in streams:
+                    started.abort()
+                raise PromptTooLongError(f"request {i}: {exc}") from exc
+        stopped: set[int] = set()
+        while pending := [i for i, s in enumerate(streams) if not s.done]:
+            streams[pending[0]].wait(poll_seconds if stop else None)
+            for i in pending if stop else ():
+                if i not in stopped and stop(i):
+                    stopped.add(i)
+                    streams[i].abort()
+        return [s.result() for s in streams]
 
     def _count_reasoning(self, request: GenerationRequest, result: GenerationResult) -> GenerationResult:
         continuation = request.prompt.continuation
@@ -184,12 +220,13 @@ class Generator(abc.ABC):
         total = sum(r.completion_tokens + r.prompt_tokens - r.cached_prompt_tokens for r in results) or 1
         for result, ledger in zip(results, ledgers):
             work = result.completion_tokens + result.prompt_tokens - result.cached_prompt_tokens
+            own = result.engine_seconds
             ledger.charge_generation(
                 prompt_tokens=result.prompt_tokens,
                 completion_tokens=result.completion_tokens,
                 cached_prompt_tokens=result.cached_prompt_tokens,
                 parameters=self.parameter_count,
-                wall_seconds=elapsed * work / total,
+                wall_seconds=own if own is not None else elapsed * work / total,
                 reasoning_tokens=result.reasoning_tokens,
             )
         count_call(ledgers, "generate_calls")

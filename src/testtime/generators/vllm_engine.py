@@ -1,20 +1,21 @@
-"""In-process vLLM: every batch of requests becomes one ``LLM.generate`` call."""
+"""In-process vLLM, driven by an engine loop (``engine_loop``): requests from every caller join
+one running batch as they come, and each can be aborted mid-generation."""
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Sequence
 
 from testtime.generators.base import (
-    Completion,
     GenerationRequest,
     GenerationResult,
     Generator,
     Prompt,
     PromptTooLongError,
     SamplingParams,
-    merge_logprob,
 )
+from testtime.generators.engine_loop import EngineLoop, Stream
 from testtime.reasoning import TAGS
 
 
@@ -57,6 +58,7 @@ class VLLMGenerator(Generator):
     """
 
     name = "vllm"
+    streams = True
 
     def __init__(
         self,
@@ -90,7 +92,10 @@ class VLLMGenerator(Generator):
         kwargs.update(engine_kwargs)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
-        self.renderer = ChatRenderer(self.tokenizer, max_model_len)
+        # The engine's thread detokenizes with its tokenizer; callers' threads render with their own.
+        self.renderer = ChatRenderer.for_model(model, max_model_len)
+        self._render_lock = threading.Lock()
+        self.loop = EngineLoop(self.llm.llm_engine, self.tokenizer)
         self.thinks_in_tags = TAGS.close in (getattr(self.tokenizer, "chat_template", None) or "")
         self.opens_thinking = self.render(Prompt.chat(None, "?")).rstrip().endswith(TAGS.open)
         self.model = model
@@ -99,51 +104,57 @@ class VLLMGenerator(Generator):
         self.parameter_count = parameter_count or count_parameters(model)
 
     def render(self, prompt: Prompt) -> str:
-        return self.renderer.render(prompt)
+        with self._render_lock:
+            return self.renderer.render(prompt)
 
     def count_prompt_tokens(self, prompt: Prompt) -> int:
-        return self.renderer.count_prompt_tokens(prompt)
+        with self._render_lock:
+            return self.renderer.count_prompt_tokens(prompt)
 
     def count_text_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        with self._render_lock:
+            return len(self.renderer.tokenizer.encode(text, add_special_tokens=False))
 
-    def _to_vllm_params(self, request: GenerationRequest, prompt_len: int):
+    def _sample_params(self, request: GenerationRequest, prompt_len: int) -> list:
+        """One vLLM ``SamplingParams`` per sample, seeded ``seed + index`` as vLLM seeds its own fan-out."""
         from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
 
         p: SamplingParams = request.params
-        return VSamplingParams(
-            n=request.n,
+        return [VSamplingParams(
+            n=1,
             temperature=p.temperature,
             top_p=p.top_p,
             max_tokens=min(p.max_tokens, self.max_model_len - prompt_len),
             stop=list(p.stop) or None,
             include_stop_str_in_output=True,
-            seed=p.seed,
+            seed=None if p.seed is None else p.seed + index,
             logprobs=p.logprobs,
-        )
+            output_kind=RequestOutputKind.DELTA,
+        ) for index in range(request.n)]
 
-    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def submit(self, request: GenerationRequest, on_update=None) -> Stream:
         from vllm.inputs import TokensPrompt
 
-        prompts, params = [], []
-        for i, request in enumerate(requests):
+        with self._render_lock:
             ids = self.renderer.encode(request.prompt)
-            if len(ids) >= self.max_model_len:
-                raise PromptTooLongError(
-                    f"request {i}: prompt is {len(ids)} tokens, the model's context is {self.max_model_len}"
-                )
-            prompts.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(self._to_vllm_params(request, len(ids)))
-        outputs = self.llm.generate(prompts, params, use_tqdm=self.show_progress)
-        return [_to_result(out, request.params.logprobs, self.tokenizer) for out, request in zip(outputs, requests)]
+        if len(ids) >= self.max_model_len:
+            raise PromptTooLongError(f"prompt is {len(ids)} tokens, the model's context is {self.max_model_len}")
+        return self.loop.submit(request, TokensPrompt(prompt_token_ids=ids), self._sample_params(request, len(ids)),
+                                len(ids), on_update)
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        return self._stream_all(requests, None)
 
     def healthy(self) -> bool:
         core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
-        return self.llm is not None and not getattr(getattr(core, "resources", None), "engine_dead", False)
+        return (self.llm is not None and self.loop.alive
+                and not getattr(getattr(core, "resources", None), "engine_dead", False))
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
         if llm is not None:
+            self.loop.close()
             engine = getattr(llm, "llm_engine", None)
             shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
             if shutdown:
@@ -173,47 +184,6 @@ def default_dtype() -> str:
     except OSError:
         return "float32"
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
-
-
-def _to_result(out, logprobs: int | None = None, tokenizer=None) -> GenerationResult:
-    completions = tuple(
-        Completion(
-            text=c.text,
-            token_count=len(c.token_ids),
-            finish_reason="length" if c.finish_reason == "length" else "stop",
-            cumulative_logprob=c.cumulative_logprob,
-            stop_reason=c.stop_reason if isinstance(c.stop_reason, str) else None,
-            top_logprobs=_top_logprobs(c.logprobs, logprobs, tokenizer) if logprobs is not None else None,
-        )
-        for c in sorted(out.outputs, key=lambda c: c.index)
-    )
-    return GenerationResult(
-        completions=completions,
-        prompt_tokens=len(out.prompt_token_ids),
-        cached_prompt_tokens=int(out.num_cached_tokens or 0),
-    )
-
-
-def _top_logprobs(positions, k: int, tokenizer=None) -> tuple[dict[str, float], ...] | None:
-    """vLLM's per-position ``{token_id: Logprob}`` as ``{decoded text: logprob}``, the top ``k`` only.
-
-    vLLM also reports the sampled token where it falls outside the top k (``k + 1`` entries);
-    it is dropped here so that every backend gives the same thing, the k most likely tokens.
-    """
-    if positions is None:
-        return None
-    out = []
-    for position in positions:
-        top: dict[str, float] = {}
-        for token_id, lp in (position or {}).items():
-            if lp.rank is not None and lp.rank > k:
-                continue
-            text = lp.decoded_token
-            if text is None:
-                text = tokenizer.decode([token_id]) if tokenizer is not None else str(token_id)
-            merge_logprob(top, text, lp.logprob)
-        out.append(top)
-    return tuple(out)
 
 
 def count_parameters(model_dir: str) -> int:

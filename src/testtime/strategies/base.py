@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Callable, ClassVar, Sequence
 
 from testtime.answers import answers_match, extract_answer, normalize_answer
-from testtime.generators.base import Generator, SamplingParams
+from testtime.generators.base import GenerationRequest, GenerationResult, Generator, SamplingParams
 from testtime.ledger import Ledger
 from testtime.params import ParameterError
 from testtime.prompting import PromptTemplate
@@ -46,6 +46,13 @@ class Context:
 
     def is_cancelled(self, task: Task) -> bool:
         return self.cancelled is not None and self.cancelled(task)
+
+    def generate(self, requests: Sequence[GenerationRequest], ledgers: Sequence[Ledger] | None,
+                 tasks: Sequence[Task], generator: Generator | None = None) -> list[GenerationResult]:
+        """The generator's batched call, each request (asked for ``tasks[i]``) aborted the moment its
+        question is cancelled, where the backend streams."""
+        stop = (lambda i: self.is_cancelled(tasks[i])) if self.cancelled is not None else None
+        return (generator or self.generator).generate(requests, ledgers, stop=stop)
 
     def seed_for(self, task: Task, *keys: object) -> int:
         """A seed per question and keys (round, node): independent of batching and of question order."""

@@ -95,7 +95,7 @@ class BudgetForcing(Strategy):
             requests = [GenerationRequest(prompts[i].extend(samples[i][j].text),
                                           params=self._params(ctx, tasks[i], j, round_index, samples[i][j], tags))
                         for i, j in active]
-            results = ctx.generator.generate(requests, [ledgers[i] for i, _ in active])
+            results = ctx.generate(requests, [ledgers[i] for i, _ in active], [tasks[i] for i, _ in active])
             for (i, j), result in zip(active, results):
                 self._advance(samples[i][j], result.completions[0], ctx.sampling.max_tokens, tags)
             round_index += 1

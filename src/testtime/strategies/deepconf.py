@@ -102,7 +102,7 @@ class DeepConf(Strategy):
         requests = [GenerationRequest(ctx.template.build(task), n=len(question),
                                       params=ctx.sampling_for(task, "deepconf", logprobs=self.top_k))
                     for task, question in zip(tasks, traces)]
-        for question, result in zip(traces, ctx.generator.generate(requests, ledgers)):
+        for question, result in zip(traces, ctx.generate(requests, ledgers, tasks)):
             for trace, completion in zip(question, result.completions):
                 if completion.token_count and not completion.top_logprobs:
                     raise ValueError(f"{self.name}: generator {ctx.generator.name!r} returned no top log-probabilities; "

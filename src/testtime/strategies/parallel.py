@@ -39,7 +39,7 @@ class GeneratorSource(SampleSource):
             GenerationRequest(self.prompts[i], n=k, params=self.ctx.sampling_for(self.tasks[i], round_index))
             for i, k in wants
         ]
-        results = self.ctx.generator.generate(requests, [ledgers[i] for i, _ in wants])
+        results = self.ctx.generate(requests, [ledgers[i] for i, _ in wants], [self.tasks[i] for i, _ in wants])
         return [[make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens) for c in r.completions]
                 for r in results]
 

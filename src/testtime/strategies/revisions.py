@@ -88,7 +88,7 @@ class Revisions(Strategy):
             prompts = [self.prompt(ctx, tasks[i], chains[i][c], writer) for i, c in wants]
             requests = [GenerationRequest(prompt, params=ctx.sampling_for(tasks[i], "revision", c, round_index))
                         for (i, c), (prompt, _) in zip(wants, prompts)]
-            results = writer.generate(requests, [ledgers[i] for i, _ in wants])
+            results = ctx.generate(requests, [ledgers[i] for i, _ in wants], [tasks[i] for i, _ in wants], writer)
             made = [make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens)
                     for c in (r.completions[0] for r in results)]
             if ctx.verifier is not None:

@@ -2,16 +2,19 @@
 
 A search strategy only decides, round by round, which nodes of each question's
 tree to expand and how many ways (``search_round``). The ``Expander`` does the
-work for all questions at once: one batched generate call that continues every
-chosen partial answer up to the next step delimiter, and one batched verifier
-call that scores every new step. Partial answers are raw continuations of the
+work: one batched generate call that continues every chosen partial answer up to
+the next step delimiter, and one batched verifier call that scores every new step.
+On a streaming generator (the in-process engine loop) each tree grows on its own
+thread, so no tree waits for the slowest step of the others; elsewhere all
+questions share each round's calls. Partial answers are raw continuations of the
 chat prompt, so the engine's prefix cache serves the shared prefix.
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from testtime.answers import states_final_answer
@@ -23,6 +26,7 @@ from testtime.strategies.base import Context, QuestionResult, Strategy, make_can
 from testtime.tasks import Task
 from testtime.tree import Node, Tree
 from testtime.verifiers.base import Solution
+from testtime.verifiers.gathered import Gathered
 
 
 class Expander:
@@ -48,7 +52,7 @@ class Expander:
             raise ValueError("expand: each node may appear once per call (ask for n children instead)")
         requests = [GenerationRequest(tree.prompt_for(node), n=n, params=self._params(tree, node, kind, greedy, to_end))
                     for tree, node, n in wants]
-        results = self.ctx.generator.generate(requests, [self.ledger(tree) for tree, _, _ in wants])
+        results = self.ctx.generate(requests, [self.ledger(tree) for tree, _, _ in wants], [tree.task for tree, _, _ in wants])
         children = [
             [self._add(tree, node, completion, kind, to_end) for completion in result.completions]
             for (tree, node, _), result in zip(wants, results)
@@ -147,13 +151,24 @@ class SearchStrategy(Strategy):
         self.check(ctx.verifier)
         trees = [Tree(task, ctx.template.build(task)) for task in tasks]
         ledgers = [Ledger() for _ in tasks]
-        expander = Expander(ctx, self, trees, ledgers)
+        if ctx.generator.streams and len(trees) > 1:
+            # Each tree on its own thread: it advances as soon as its own steps are generated and scored,
+            # never waiting for a round of the others; the engine and the verifier batch whatever is ready.
+            ctx = replace(ctx, verifier=Gathered(ctx.verifier))
+            expander = Expander(ctx, self, trees, ledgers)
+            with ThreadPoolExecutor(max_workers=len(trees), thread_name_prefix="testtime-tree") as pool:
+                list(pool.map(lambda tree: self._grow([tree], expander), trees))
+        else:
+            self._grow(trees, Expander(ctx, self, trees, ledgers))
+        return [self._result(tree, ledger) for tree, ledger in zip(trees, ledgers)]
+
+    def _grow(self, trees: list[Tree], expander: Expander) -> None:
+        """Search rounds over ``trees`` until each is done: all in step (one batch a round), or one alone."""
         while active := [tree for tree in trees if not tree.done]:
             self.search_round(active, expander)
             for tree in active:
                 tree.rounds += 1
-                self._report(tree, ctx)
-        return [self._result(tree, ledger) for tree, ledger in zip(trees, ledgers)]
+                self._report(tree, expander.ctx)
 
     def _report(self, tree: Tree, ctx: Context) -> None:
         if ctx.is_cancelled(tree.task):

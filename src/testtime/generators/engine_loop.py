@@ -1,0 +1,247 @@
+"""The in-process engine's loop: one thread owns vLLM's engine and steps it while anything runs.
+
+Requests from any thread (a strategy's batched call, one tree growing on its own, a server
+client) join the running batch at the next engine step and leave it when finished or aborted;
+an abort is applied before the next step. Every sample is its own engine request (vLLM's own
+fan-out of ``n`` does the same, with seeds ``seed + index``), so one sample can be stopped alone.
+
+Each step's wall time is shared among the requests it advanced, by the tokens it computed for
+each (uncached prompt on the first step, then one per generated token): a request's
+``engine_seconds`` are its own, whatever else ran beside it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from testtime.generators.base import Completion, GenerationRequest, GenerationResult, merge_logprob
+
+ABORTED = "abort"  # the finish reason of a sample stopped before its end
+
+
+@dataclass
+class Sample:
+    """One sample of a stream, as far as it has got."""
+
+    parts: list[str] = field(default_factory=list)
+    token_count: int = 0
+    tops: list[dict[str, float]] | None = None
+    finish_reason: str | None = None
+    stop_reason: str | None = None
+    cumulative_logprob: float | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def completion(self) -> Completion:
+        return Completion(text=self.text, token_count=self.token_count, finish_reason=self.finish_reason,
+                          cumulative_logprob=self.cumulative_logprob, stop_reason=self.stop_reason,
+                          top_logprobs=tuple(self.tops) if self.tops is not None else None)
+
+
+# Called on the loop's thread after a step that gave sample ``index`` new tokens or ended it; it must
+# be quick, and may call ``stream.abort``.
+OnUpdate = Callable[["Stream", int], None]
+
+
+class Stream:
+    """One submitted request in flight: its samples so far, its engine time, a way to stop it."""
+
+    def __init__(self, loop: EngineLoop, request: GenerationRequest, prompt_tokens: int,
+                 on_update: OnUpdate | None):
+        self.request, self.prompt_tokens, self.on_update = request, prompt_tokens, on_update
+        self.samples = [Sample(tops=[] if request.params.logprobs is not None else None) for _ in range(request.n)]
+        self.cached_prompt_tokens = 0
+        self.engine_seconds = 0.0
+        self.error: BaseException | None = None
+        self._loop = loop
+        self._ids: list[str] = []
+        self._ended: set[int] = set()
+        self._done = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def abort(self, index: int | None = None) -> None:
+        """Stop one sample (or all of them) before the next engine step; what it wrote is kept."""
+        wanted = range(len(self.samples)) if index is None else (index,)
+        self._loop.abort([self._ids[k] for k in wanted if k < len(self._ids)])
+
+    def result(self) -> GenerationResult:
+        if self.error is not None:
+            raise self.error
+        return GenerationResult(tuple(s.completion() for s in self.samples), self.prompt_tokens,
+                                self.cached_prompt_tokens, engine_seconds=self.engine_seconds)
+
+    def _finish_sample(self, index: int, reason: str) -> None:
+        if index in self._ended:
+            return
+        self._ended.add(index)
+        self.samples[index].finish_reason = self.samples[index].finish_reason or reason
+        if len(self._ended) == len(self.samples):
+            self._done.set()
+
+    def _fail(self, error: BaseException) -> None:
+        self.error = error
+        self._done.set()
+
+
+class EngineLoop:
+    """Owns a ``vllm`` ``LLMEngine``: adds what is submitted, steps while anything runs, applies aborts."""
+
+    def __init__(self, engine, tokenizer=None):
+        self.engine, self.tokenizer = engine, tokenizer
+        self.steps = 0  # engine steps taken, and the requests each advanced: the engine's own counters
+        self.advanced = 0
+        self._lock = threading.Condition()
+        self._added: list[tuple[Stream, list]] = []
+        self._aborts: list[str] = []
+        self._live: dict[str, tuple[Stream, int]] = {}  # engine request id -> (stream, sample index)
+        self._seen: set[str] = set()  # requests whose first output (with their prompt's cache hits) came
+        self._ids = itertools.count()
+        self._closed = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="testtime-engine-loop", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and self.error is None
+
+    def submit(self, request: GenerationRequest, engine_prompt, params_per_sample: list, prompt_tokens: int,
+               on_update: OnUpdate | None = None) -> Stream:
+        """Queue one request (``engine_prompt`` and one vLLM ``SamplingParams`` per sample)."""
+        stream = Stream(self, request, prompt_tokens, on_update)
+        with self._lock:
+            if self.error is not None or self._closed:
+                raise RuntimeError("the engine loop has stopped") from self.error
+            stream._ids = [f"tt-{next(self._ids)}" for _ in params_per_sample]
+            self._added.append((stream, [engine_prompt, params_per_sample]))
+            self._lock.notify()
+        return stream
+
+    def abort(self, request_ids: list[str]) -> None:
+        if request_ids:
+            with self._lock:
+                self._aborts.extend(request_ids)
+                self._lock.notify()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            while self._next():
+                self._step()
+        except BaseException as exc:  # the engine died: every waiting request learns why
+            self.error = exc
+            for stream in {s for s, _ in self._live.values()} | {s for s, _ in self._added}:
+                stream._fail(exc)
+
+    def _next(self) -> bool:
+        """Wait for work; add what was submitted and apply aborts. False once closed."""
+        with self._lock:
+            while not (self._added or self._aborts or self._live or self._closed):
+                self._lock.wait()
+            if self._closed:
+                return False
+            added, self._added = self._added, []
+            aborts, self._aborts = self._aborts, []
+        for stream, (prompt, params) in added:
+            for index, (request_id, p) in enumerate(zip(stream._ids, params)):
+                self._live[request_id] = (stream, index)
+                self.engine.add_request(request_id, prompt, p)
+        live = [request_id for request_id in aborts if request_id in self._live]
+        if live:
+            self.engine.abort_request(live)
+            for request_id in live:
+                stream, index = self._live.pop(request_id)
+                stream._finish_sample(index, ABORTED)
+        return True
+
+    def _step(self) -> None:
+        if not self._live:
+            return
+        start = time.perf_counter()
+        outputs = self.engine.step()
+        elapsed = time.perf_counter() - start
+        self.steps += 1
+        work = []
+        for out in outputs:
+            if (entry := self._live.get(out.request_id)) is None:
+                continue  # aborted after the step began
+            tokens = sum(len(c.token_ids) for c in out.outputs)
+            if out.request_id not in self._seen:
+                self._seen.add(out.request_id)
+                cached = int(out.num_cached_tokens or 0)
+                tokens += len(out.prompt_token_ids or ()) - cached
+                if entry[1] == 0:
+                    entry[0].cached_prompt_tokens = cached
+            work.append((entry, out, max(tokens, 1)))
+        total = sum(w for _, _, w in work) or 1
+        self.advanced += len(work)
+        for (stream, index), out, weight in work:
+            stream.engine_seconds += elapsed * weight / total
+            self._take(stream, index, out)
+
+    def _take(self, stream: Stream, index: int, out) -> None:
+        sample = stream.samples[index]
+        reason = "stop"
+        for c in out.outputs:  # one: every request is a single sample
+            sample.parts.append(c.text)
+            sample.token_count += len(c.token_ids)
+            sample.cumulative_logprob = c.cumulative_logprob
+            if sample.tops is not None and c.logprobs:
+                sample.tops.extend(top_logprobs_of(c.logprobs, stream.request.params.logprobs, self.tokenizer))
+            if c.finish_reason is not None:
+                sample.stop_reason = c.stop_reason if isinstance(c.stop_reason, str) else None
+                reason = "length" if c.finish_reason == "length" else "stop"
+        finished = out.finished
+        if finished:  # seen by the watcher below before any waiter wakes
+            self._live.pop(out.request_id, None)
+            self._seen.discard(out.request_id)
+            sample.finish_reason = reason
+        if stream.on_update is not None:
+            try:
+                stream.on_update(stream, index)
+            except BaseException as exc:  # a watcher's fault ends its own request, not the loop
+                stream.abort()
+                stream._fail(exc)
+        if finished:
+            stream._finish_sample(index, reason)
+
+
+def top_logprobs_of(positions, k: int, tokenizer=None) -> list[dict[str, float]]:
+    """vLLM's per-position ``{token_id: Logprob}`` as ``{decoded text: logprob}``, the top ``k`` only.
+
+    vLLM also reports the sampled token where it falls outside the top k (``k + 1`` entries);
+    it is dropped here so that every backend gives the same thing, the k most likely tokens.
+    """
+    out = []
+    for position in positions:
+        top: dict[str, float] = {}
+        for token_id, lp in (position or {}).items():
+            if lp.rank is not None and lp.rank > k:
+                continue
+            text = lp.decoded_token
+            if text is None:
+                text = tokenizer.decode([token_id]) if tokenizer is not None else str(token_id)
+            merge_logprob(top, text, lp.logprob)
+        out.append(top)
+    return out

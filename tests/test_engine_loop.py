@@ -1,0 +1,95 @@
+"""The engine loop on the embedded model: requests from many threads join one running batch, a
+sample can be stopped at any token, and trees that grow on their own threads find exactly what
+the round-by-round search finds.
+
+The engine here runs in float32, the reproducible setting, where a seeded sample is the same
+whatever it is batched with: that is what makes the equality below exact."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from testtime.generators import REPRODUCIBLE_DTYPE, GenerationRequest, Prompt, SamplingParams
+from testtime.generators.engine_loop import ABORTED
+from testtime.ledger import Ledger
+from testtime.prompting import PromptTemplate
+from testtime.strategies import Context, Strategy
+from testtime.verifiers.arithmetic import ArithmeticVerifier
+
+pytestmark = pytest.mark.engine
+
+PROMPT = Prompt.chat(None, "Count from one to one hundred in words, one number per line.")
+
+
+@pytest.fixture(scope="module")
+def exact_engine(model_dir):
+    from testtime.generators.vllm_engine import VLLMGenerator
+
+    gen = VLLMGenerator(model_dir, dtype=REPRODUCIBLE_DTYPE, max_model_len=1024, block_size=32)
+    yield gen
+    gen.close()
+
+
+def test_trees_on_their_own_threads_find_what_rounds_find(exact_engine, gsm8k_tasks):
+    tasks = gsm8k_tasks[:3]
+    ctx = Context(generator=exact_engine, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=80), seed=1)
+    search = Strategy.create("beam_search", budget=4, width=2, delimiter="\n")
+    apart = search.solve(tasks, ctx)
+    exact_engine.streams = False  # the same engine, round by round: one batch of every tree a round
+    try:
+        together = search.solve(tasks, ctx)
+    finally:
+        del exact_engine.streams
+    for a, b in zip(apart, together):
+        assert a.details["tree"] == b.details["tree"] and a.chosen.text == b.chosen.text
+        assert a.ledger.completion_tokens == b.ledger.completion_tokens
+    # apart, every tree made its own calls; together they shared each round's
+    assert [r.ledger.generate_calls for r in apart] == [r.details["rounds"] for r in apart]
+
+
+def test_a_sample_stops_at_the_token_its_watcher_chooses(exact_engine):
+    stop_at = 5
+
+    def watch(stream, index):
+        if stream.samples[index].token_count >= stop_at and not stream.samples[index].finished:
+            stream.abort(index)
+
+    request = GenerationRequest(PROMPT, n=2, params=SamplingParams(max_tokens=200, seed=4, logprobs=2))
+    steps = exact_engine.loop.steps
+    stream = exact_engine.submit(request, on_update=watch)
+    assert stream.wait(120)
+    result = stream.result()
+    for c in result.completions:
+        # stopped before the next step: the token it was at, and not one more
+        assert c.finish_reason == ABORTED and c.token_count == stop_at and len(c.top_logprobs) == stop_at
+    assert exact_engine.loop.steps - steps <= stop_at + 1
+    assert result.engine_seconds > 0
+
+
+def test_a_cancelled_request_stops_and_is_charged_what_it_made(exact_engine, gsm8k_tasks):
+    ledger, start = Ledger(), exact_engine.loop.steps
+    prompt = PromptTemplate().build(gsm8k_tasks[0])  # a solution runs far past 10 tokens
+    request = GenerationRequest(prompt, params=SamplingParams(max_tokens=600, temperature=0.0))
+    # the question is cancelled once the engine has taken 10 steps for it (polled every 20 ms)
+    [result] = exact_engine.generate([request], [ledger], stop=lambda i: exact_engine.loop.steps - start >= 10)
+    [c] = result.completions
+    assert c.finish_reason == ABORTED and 10 <= c.token_count < 100
+    assert ledger.completion_tokens == c.token_count and ledger.wall_seconds > 0
+
+
+def test_calls_from_many_threads_share_engine_steps(exact_engine, gsm8k_tasks):
+    requests = [GenerationRequest(PromptTemplate().build(gsm8k_tasks[k]), params=SamplingParams(max_tokens=24, temperature=0.0, seed=k))
+                for k in range(4)]
+    steps = exact_engine.loop.steps
+    results = [None] * 4
+    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, exact_engine.generate([requests[k]])))
+               for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(r and r[0].completions[0].token_count == 24 for r in results)
+    # alone, each would take 24 steps; joined in one batch, the four take far fewer than 96
+    assert exact_engine.loop.steps - steps < 2 * 24
