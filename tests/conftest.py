@@ -104,8 +104,8 @@ class Borrowed:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def generate(self, requests, ledgers=None):
-        return self.engine.generate(requests, ledgers)
+    def generate(self, requests, ledgers=None, stop=None):
+        return self.engine.generate(requests, ledgers, stop)
 
     def close(self):
         pass

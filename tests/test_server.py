@@ -269,10 +269,9 @@ def test_a_failing_job_is_a_500_for_its_requests_only_and_the_worker_goes_on(eng
         server.close()
 
 
-def test_concurrent_requests_share_engine_calls(served):
+def test_concurrent_requests_share_engine_steps(served, engine):
     client = served.client()
-    scheduler = served.app.state.scheduler
-    before = scheduler.batches
+    before = engine.loop.steps
     results = []
 
     def ask():
@@ -285,7 +284,8 @@ def test_concurrent_requests_share_engine_calls(served):
     for t in threads:
         t.join()
     assert len(results) == 8 and all(r.choices[0].message.content for r in results)
-    assert scheduler.batches - before < 8  # several requests went into one strategy call
+    # one after another they would take about 8 x 32 engine steps; started at once, they ran in one batch
+    assert engine.loop.steps - before < 4 * 32
 
 
 def test_metrics_count_requests_and_tokens(served):
@@ -331,10 +331,10 @@ def test_compute_optimal_is_served_only_with_a_configured_policy_named_by_the_cl
 
 @pytest.fixture
 def tight(served, engine):
-    """A second server on the same engine with a queue of one, no batching window and a 2 s wall cap.
+    """A second server on the same engine with one request at a time, a queue of one and a 2 s wall cap.
 
     It runs only while the module's server is idle, so one engine serves one scheduler at a time."""
-    config = ServerConfig(max_queue=1, batch_window_seconds=0.0, max_wall_seconds=2.0, max_tokens=64)
+    config = ServerConfig(max_queue=1, max_running=1, max_wall_seconds=2.0, max_tokens=64)
     server = Served(config, engine)
     yield server
     server.close()
@@ -369,7 +369,7 @@ def test_wall_time_cap_stops_a_search_and_still_answers(tight):
     assert result.details["rounds"] < 20 and time.time() - started < 60
 
 
-def test_client_disconnect_cancels_the_search(served):
+def test_client_disconnect_cancels_the_search_within_a_second(served, engine):
     client = served.client()
     stream = client.chat.completions.create(
         model="smollm2-135m-instruct+beam_search", messages=QUESTION, max_tokens=256, stream=True,
@@ -378,6 +378,11 @@ def test_client_disconnect_cancels_the_search(served):
         if chunk.choices and chunk.choices[0].delta.model_extra.get("reasoning_content"):
             break  # the first round is done: hang up
     stream.close()
+    left = time.monotonic()
+    while engine.loop.running and time.monotonic() - left < 30:  # nothing else runs on this engine now
+        time.sleep(0.01)
+    # from the client's hang-up to no sequence of its search left in the engine (the engine's own count)
+    assert time.monotonic() - left < 1.0
     scheduler = served.app.state.scheduler
     deadline = time.time() + 300
     while time.time() < deadline and not any(job.cancelled.is_set() for job, _ in scheduler.recent):

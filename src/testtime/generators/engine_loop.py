@@ -121,6 +121,12 @@ class EngineLoop:
     def alive(self) -> bool:
         return self._thread.is_alive() and self.error is None
 
+    @property
+    def running(self) -> int:
+        """Sequences in the engine now (or about to be added)."""
+        with self._lock:
+            return len(self._live) + sum(len(s.samples) for s, _ in self._added)
+
     def submit(self, request: GenerationRequest, engine_prompt, params_per_sample: list, prompt_tokens: int,
                on_update: OnUpdate | None = None) -> Stream:
         """Queue one request (``engine_prompt`` and one vLLM ``SamplingParams`` per sample)."""

@@ -86,7 +86,7 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         return verifiers[name]
 
     servable = servable_strategies(config)  # the config is fixed for the app's life
-    scheduler = Scheduler(generator, config.max_queue, config.batch_window_seconds)
+    scheduler = Scheduler(generator, config.max_queue, config.batch_window_seconds, config.max_running)
     metrics = Metrics()
     app.state.scheduler, app.state.metrics, app.state.config = scheduler, metrics, config
 

@@ -33,9 +33,12 @@ class ServerConfig:
     max_wall_seconds: float = 600.0
     max_body_bytes: int = 1_000_000
     max_queue: int = 256  # waiting requests; beyond this, 429 with Retry-After
-    batch_window_seconds: float = 0.05  # how long the scheduler waits to gather a batch
+    max_running: int = 64  # requests solved at once (their generations share the engine's running batch)
+    batch_window_seconds: float = 0.0  # how long to wait for like requests to share one strategy call
 
     def __post_init__(self):
+        if isinstance(self.max_running, bool) or not isinstance(self.max_running, int) or self.max_running < 1:
+            raise ValueError(f"max_running must be an integer >= 1, got {self.max_running!r}")
         efforts = ("low", "medium", "high")
         if sorted(self.thinking_budgets) != sorted(efforts) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in self.thinking_budgets.values()):

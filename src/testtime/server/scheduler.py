@@ -1,12 +1,14 @@
-"""Gathers concurrent requests into batches and runs each batch as one strategy call.
+"""Runs each request as a strategy call as soon as it comes, many at once.
 
-Requests that ask for the same strategy, verifier and sampling settings within
-a short window become the tasks of one ``Strategy.solve``, so their candidates
-share every generate call. One worker thread owns the engine; no job's failure
-stops it (the job's requests get the error, the next batch runs). The queue is
-bounded: a full queue is refused at once (the caller answers 429). ``drain``
-stops taking jobs and makes every waiting or running one stop at its next
-round and answer with what it has, so a shutdown takes seconds.
+A request starts at once on a thread of its own, up to ``max_running`` at a time; its generate
+calls join the engine's running batch (the in-process engine loop), so no request waits for
+another to finish, and a client that leaves has its sequences aborted within an engine step.
+Requests with the same strategy, verifier and sampling settings that are waiting together (or
+arrive within ``batch_window_seconds``, 0 by default) share one ``Strategy.solve``. No job's
+failure stops the scheduler (the job's requests get the error). The queue of waiting requests
+is bounded: a full queue is refused at once (the caller answers 429). ``drain`` stops taking
+jobs and makes every waiting or running one stop now and answer with what it has, so a
+shutdown takes seconds.
 """
 
 from __future__ import annotations
@@ -61,11 +63,15 @@ class Draining(Exception):
 
 
 class Scheduler:
-    def __init__(self, generator: Generator, max_queue: int, batch_window_seconds: float):
+    def __init__(self, generator: Generator, max_queue: int, batch_window_seconds: float = 0.0,
+                 max_running: int = 64):
         self.generator = generator
         self.window = batch_window_seconds
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
-        self._running: list[Job] = []
+        self._running: set[Job] = set()
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(max_running)
+        self._solvers: list[threading.Thread] = []
         self._draining = threading.Event()
         self._thread = threading.Thread(target=self._run, name="testtime-scheduler", daemon=True)
         self.batches = 0
@@ -89,28 +95,43 @@ class Scheduler:
     def drain(self) -> None:
         """Take no new jobs; every queued or running job stops at its next round (its answer is what it has)."""
         self._draining.set()
-        for job in list(self._running) + list(self._queue.queue):
+        with self._lock:
+            running = list(self._running)
+        for job in running + list(self._queue.queue):
             if job is not None:
                 job.cancelled.set()
 
     def close(self, timeout: float = 30) -> None:
         self.drain()
         self._queue.put(None)
+        deadline = time.monotonic() + timeout
         self._thread.join(timeout=timeout)
+        for solver in list(self._solvers):
+            solver.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while (first := self._queue.get()) is not None:
-            try:
-                self._run_batch([first, *self._gather()])
-            except Exception as exc:  # never let one batch end the worker
-                for job in self._running:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-            finally:
-                self._running = []
+            batch = [first, *self._gather()]
+            self._slots.acquire()  # all slots busy: requests wait in the queue (and a full one is refused)
+            solver = threading.Thread(target=self._run_batch, args=(batch,), name="testtime-solve", daemon=True)
+            self._solvers = [t for t in self._solvers if t.is_alive()] + [solver]
+            solver.start()
 
     def _run_batch(self, batch: list[Job]) -> None:
-        self._running = batch
+        with self._lock:
+            self._running.update(batch)
+        try:
+            self._solve_groups(batch)
+        except Exception as exc:  # never let one batch end the scheduler
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+        finally:
+            with self._lock:
+                self._running.difference_update(batch)
+            self._slots.release()
+
+    def _solve_groups(self, batch: list[Job]) -> None:
         groups: dict[str, list[Job]] = {}
         for job in batch:
             if job.cancelled.is_set() and not self._draining.is_set():
@@ -142,7 +163,8 @@ class Scheduler:
             progress=lambda task, message: by_task[id(task)].progress.put(message),
             cancelled=lambda task: by_task[id(task)].stopped(),
         )
-        self.batches += 1
+        with self._lock:
+            self.batches += 1
         try:
             results: list[QuestionResult] = first.strategy.solve([job.task for job in jobs], ctx)
         except Exception as exc:  # every waiting request learns of the failure; the worker goes on
