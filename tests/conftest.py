@@ -104,8 +104,8 @@ class Borrowed:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def generate(self, requests, ledgers=None, stop=None):
-        return self.engine.generate(requests, ledgers, stop)
+    def generate(self, requests, ledgers=None, stop=None, watch=None):
+        return self.engine.generate(requests, ledgers, stop, watch)
 
     def close(self):
         pass

@@ -93,3 +93,29 @@ def test_calls_from_many_threads_share_engine_steps(exact_engine, gsm8k_tasks):
     assert all(r and r[0].completions[0].token_count == 24 for r in results)
     # alone, each would take 24 steps; joined in one batch, the four take far fewer than 96
     assert exact_engine.loop.steps - steps < 2 * 24
+
+
+def test_deepconf_online_aborts_a_trace_at_the_token_its_group_falls(exact_engine, gsm8k_tasks, monkeypatch):
+    from testtime.confidence import group_confidences
+    from testtime.strategies.deepconf import DeepConf
+
+    seen = []
+    keep_result = DeepConf._result
+    monkeypatch.setattr(DeepConf, "_result", lambda self, task, traces, threshold, *rest: seen.append(
+        (traces, threshold)) or keep_result(self, task, traces, threshold, *rest))
+    ctx = Context(generator=exact_engine, sampling=SamplingParams(max_tokens=160), seed=2)
+    # tau = 1: a question stops early only where every voter agrees (rare for this small model)
+    online = Strategy.create("deepconf", budget=8, mode="online", warmup=3, keep=0.7, tau=1.0, window=8)
+    results = online.solve(gsm8k_tasks[:3], ctx)
+    stopped = 0
+    for result, (traces, threshold) in zip(results, seen):
+        assert result.ledger.completion_tokens == sum(t.tokens for t in traces)  # aborted tokens are charged
+        for trace in traces[3:]:
+            assert len(trace.confidences) == trace.tokens
+            groups = group_confidences(trace.confidences, 8) if trace.tokens >= 8 else []
+            if trace.finish_reason == "aborted" and groups and groups[-1] < threshold:
+                stopped += 1  # stopped by its confidence: at the first group below, not a token later
+                assert min(groups[:-1], default=threshold) >= threshold
+            elif trace.finish_reason != "aborted":
+                assert min(groups, default=threshold) >= threshold  # a trace that ran on never fell below
+    assert stopped > 0, [(th, [(t.finish_reason, t.tokens, round(min(group_confidences(t.confidences, 8), default=0),2)) for t in tr]) for tr, th in seen]

@@ -141,9 +141,9 @@ class _Recorder:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def generate(self, requests, ledgers=None, stop=None):
+    def generate(self, requests, ledgers=None, stop=None, watch=None):
         self.sent += [(self.engine.render(r.prompt), r.n, r.params.seed) for r in requests]
-        return self.engine.generate(requests, ledgers, stop)
+        return self.engine.generate(requests, ledgers, stop, watch)
 
 
 class _Crash(Exception):

@@ -156,7 +156,7 @@ class Generator(abc.ABC):
 
     def generate(
         self, requests: Sequence[GenerationRequest], ledgers: Sequence[Ledger] | None = None,
-        stop: Callable[[int], bool] | None = None,
+        stop: Callable[[int], bool] | None = None, watch: Callable | None = None,
     ) -> list[GenerationResult]:
         """Generate for all requests at once; charge each request's cost to its ledger.
 
@@ -164,13 +164,16 @@ class Generator(abc.ABC):
         generates and aborts that request at once (its tokens so far are kept and charged). Wall time
         is the engine's own per request where the backend measures it, else the call's wall time
         shared in proportion to the tokens each made the engine compute (uncached prompt plus completion).
+        ``watch(i, stream, index)`` (a streaming backend only) is each request's ``on_update`` (``submit``).
         """
         if ledgers is not None and len(ledgers) != len(requests):
             raise ValueError("generate: one ledger per request is required")
         if not requests:
             return []
         start = time.perf_counter()
-        raw = self._stream_all(requests, stop) if self.streams else self._generate(requests)
+        if watch is not None and not self.streams:
+            raise ValueError(f"generator {self.name!r} does not stream: nothing to watch")
+        raw = self._stream_all(requests, stop, watch) if self.streams else self._generate(requests)
         results = [self._count_reasoning(request, result) for request, result in zip(requests, raw)]
         elapsed = time.perf_counter() - start
         if ledgers is not None:
@@ -178,12 +181,13 @@ class Generator(abc.ABC):
         return results
 
     def _stream_all(self, requests: Sequence[GenerationRequest], stop: Callable[[int], bool] | None,
-                    poll_seconds: float = 0.02) -> list[GenerationResult]:
+                    watch: Callable | None = None, poll_seconds: float = 0.02) -> list[GenerationResult]:
         """Every request submitted at once, waited for, each aborted as soon as ``stop`` says so."""
         streams = []
         for i, request in enumerate(requests):
             try:
-                streams.append(self.submit(request))
+                on_update = (lambda stream, index, i=i: watch(i, stream, index)) if watch else None
+                streams.append(self.submit(request, on_update))
             except PromptTooLongError as exc:  # nothing half-done is left running
                 for started in streams:
                     started.abort()

@@ -48,11 +48,11 @@ class Context:
         return self.cancelled is not None and self.cancelled(task)
 
     def generate(self, requests: Sequence[GenerationRequest], ledgers: Sequence[Ledger] | None,
-                 tasks: Sequence[Task], generator: Generator | None = None) -> list[GenerationResult]:
+                 tasks: Sequence[Task], generator: Generator | None = None, watch=None) -> list[GenerationResult]:
         """The generator's batched call, each request (asked for ``tasks[i]``) aborted the moment its
-        question is cancelled, where the backend streams."""
+        question is cancelled, where the backend streams (``Generator.generate``, also for ``watch``)."""
         stop = (lambda i: self.is_cancelled(tasks[i])) if self.cancelled is not None else None
-        return (generator or self.generator).generate(requests, ledgers, stop=stop)
+        return (generator or self.generator).generate(requests, ledgers, stop=stop, watch=watch)
 
     def seed_for(self, task: Task, *keys: object) -> int:
         """A seed per question and keys (round, node): independent of batching and of question order."""

@@ -3,9 +3,10 @@ confidence (testtime.confidence), read from the top log-probabilities of every g
 
 ``offline``: ``budget`` whole traces; the most confident ``keep`` share of them votes, each weighted
 by its confidence (``measure``). ``online``: ``warmup`` whole traces fix a threshold, the confidence
-of their lowest group at the (1 - keep) quantile; the other traces are generated ``chunk`` tokens a
-round and a trace stops as soon as one of its groups falls below the threshold; a question stops
-drawing once its confidence-weighted vote reaches the share ``tau``. A stopped trace's tokens stay in
+of their lowest group at the (1 - keep) quantile; the other traces are generated all at once and a
+trace is aborted at the token where one of its groups falls below the threshold (on the in-process
+engine loop; a backend that does not stream writes them ``chunk`` tokens a round and checks after
+each); a question stops once its confidence-weighted vote reaches the share ``tau``. A stopped trace's tokens stay in
 the ledger, and it does not vote. With ``measure=self_certainty`` traces are weighed by
 self-certainty (Kang et al. 2025) instead.
 """
@@ -93,7 +94,8 @@ class DeepConf(Strategy):
         rounds = 1
         if self.mode == "online":
             thresholds = [self._threshold(question) for question in traces]
-            rounds += self._online(tasks, ctx, traces, thresholds, ledgers)
+            online = self._streamed if ctx.generator.streams else self._online
+            rounds += online(tasks, ctx, traces, thresholds, ledgers)
         return [self._result(task, question, threshold, ledger, rounds)
                 for task, question, threshold, ledger in zip(tasks, traces, thresholds, ledgers)]
 
@@ -110,8 +112,53 @@ class DeepConf(Strategy):
                 trace.take(completion)
                 trace.finish_reason = completion.finish_reason or "stop"
 
+    def _streamed(self, tasks, ctx: Context, traces, thresholds, ledgers) -> int:
+        """The rest of every budget in flight at once on a streaming backend: a trace is aborted at the
+        token where one of its groups falls below the threshold, a question's traces once its vote agrees."""
+        wanted = [i for i, question in enumerate(traces) if not self._agreed(question, thresholds[i])]
+        if not wanted:
+            return 0
+        first = {i: len(traces[i]) for i in wanted}
+        for i in wanted:
+            traces[i] += [Trace() for _ in range(self.budget - self.warmup)]
+        requests = [GenerationRequest(ctx.template.build(tasks[i]), n=self.budget - self.warmup,
+                                      params=ctx.sampling_for(tasks[i], "deepconf", "online", logprobs=self.top_k))
+                    for i in wanted]
+
+        def watch(k: int, stream, index: int) -> None:  # on the engine's thread, at every new token
+            i = wanted[k]
+            trace, sample = traces[i][first[i] + index], stream.samples[index]
+            if trace.finish_reason is not None:
+                return
+            if self._below(trace, sample, thresholds[i]):
+                trace.finish_reason = "aborted"
+                stream.abort(index)
+            elif sample.finished:
+                trace.finish_reason = sample.finish_reason
+                if self._agreed(traces[i], thresholds[i]):
+                    for t in traces[i]:
+                        t.finish_reason = t.finish_reason or "aborted"
+                    stream.abort()
+
+        ctx.generate(requests, [ledgers[i] for i in wanted], [tasks[i] for i in wanted], watch=watch)
+        for i in wanted:  # a question cancelled mid-way: its unfinished traces were stopped too
+            for t in traces[i]:
+                t.finish_reason = t.finish_reason or "aborted"
+        return 1
+
+    def _below(self, trace: Trace, sample, threshold: float) -> bool:
+        """Take the sample's new tokens; whether a group that ends among them is below the threshold."""
+        before = len(trace.tops)
+        fresh = sample.tops[before:]
+        trace.text, trace.tokens = sample.text, sample.token_count
+        trace.tops += fresh
+        trace.confidences += [token_confidence(t) for t in fresh]
+        c, w = trace.confidences, self.window
+        return any(sum(c[end - w + 1 : end + 1]) / w < threshold for end in range(max(before, w - 1), len(c)))
+
     def _online(self, tasks, ctx: Context, traces, thresholds, ledgers) -> int:
-        """The rest of each budget, ``chunk`` tokens a round, each trace checked after each round."""
+        """The rest of each budget, ``chunk`` tokens a round, each trace checked after each round (a backend
+        that does not stream: a stop takes effect at the end of a chunk)."""
         prompts = [ctx.template.build(task) for task in tasks]
         for i, question in enumerate(traces):
             if not self._agreed(question, thresholds[i]):
