@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from testtime.generators import REPRODUCIBLE_DTYPE, GenerationRequest, Prompt, SamplingParams
-from testtime.generators.engine_loop import ABORTED
+from testtime.generators.base import ABORTED
 from testtime.ledger import Ledger
 from testtime.prompting import PromptTemplate
 from testtime.strategies import Context, Strategy
@@ -58,7 +58,7 @@ def test_a_sample_stops_at_the_token_its_watcher_chooses(exact_engine):
 
     request = GenerationRequest(PROMPT, n=2, params=SamplingParams(max_tokens=200, seed=4, logprobs=2))
     steps = exact_engine.loop.steps
-    stream = exact_engine.submit(request, on_update=watch)
+    [stream] = exact_engine.submit_all([request], [watch])
     assert stream.wait(120)
     result = stream.result()
     for c in result.completions:

@@ -79,11 +79,14 @@ class GenerationRequest:
             raise ValueError(f"n must be >= 1, got {self.n}")
 
 
+ABORTED = "abort"  # the finish reason of a sample stopped before its end (a cancellation, a strategy's own stop)
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
     token_count: int
-    finish_reason: str | None = None  # "stop" (stop string or end of answer) or "length"
+    finish_reason: str | None = None  # "stop" (stop string or end of answer), "length", or ABORTED
     cumulative_logprob: float | None = None
     stop_reason: str | None = None  # the stop string that ended it, where the backend says
     # Where SamplingParams.logprobs = k was asked for: one dict per generated token, mapping the
@@ -140,7 +143,7 @@ class Generator(abc.ABC):
     show_progress: bool = False  # a progress bar over each batched call, where the backend has one
     thinks_in_tags: bool = False  # the model reasons in <think> tags (testtime.reasoning), where known
     opens_thinking: bool = False  # its chat template writes the opening tag: a reply starts inside thinking
-    # The backend streams (``submit``): concurrent calls from many threads join one running batch, and a
+    # The backend streams (``submit_all``): concurrent calls from many threads join one running batch, and a
     # request can be stopped mid-generation.
     streams: bool = False
 
@@ -148,10 +151,11 @@ class Generator(abc.ABC):
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Run every request in as few engine calls as the backend allows."""
 
-    def submit(self, request: GenerationRequest, on_update=None):
-        """The streaming form (where ``streams``): start one request now and return its
-        ``engine_loop.Stream`` (samples as they grow, ``wait``, ``abort``, ``result``). ``on_update(stream,
-        index)`` is called as sample ``index`` gains tokens or ends."""
+    def submit_all(self, requests: Sequence[GenerationRequest], on_updates=None) -> list:
+        """The streaming form (where ``streams``): start the requests now, together, and return one
+        ``engine_loop.Stream`` each (samples as they grow, ``wait``, ``abort``, ``result``).
+        ``on_updates[i](stream, index)``, where given, is called as sample ``index`` of request i gains
+        tokens or ends. A prompt too long for the context is refused before any request starts."""
         raise NotImplementedError(f"generator {self.name!r} does not stream")
 
     def generate(
@@ -164,7 +168,7 @@ class Generator(abc.ABC):
         generates and aborts that request at once (its tokens so far are kept and charged). Wall time
         is the engine's own per request where the backend measures it, else the call's wall time
         shared in proportion to the tokens each made the engine compute (uncached prompt plus completion).
-        ``watch(i, stream, index)`` (a streaming backend only) is each request's ``on_update`` (``submit``).
+        ``watch(i, stream, index)`` (a streaming backend only) is request i's ``on_update`` (``submit_all``).
         """
         if ledgers is not None and len(ledgers) != len(requests):
             raise ValueError("generate: one ledger per request is required")
@@ -183,15 +187,8 @@ class Generator(abc.ABC):
     def _stream_all(self, requests: Sequence[GenerationRequest], stop: Callable[[int], bool] | None,
                     watch: Callable | None = None, poll_seconds: float = 0.02) -> list[GenerationResult]:
         """Every request submitted at once, waited for, each aborted as soon as ``stop`` says so."""
-        streams = []
-        for i, request in enumerate(requests):
-            try:
-                on_update = (lambda stream, index, i=i: watch(i, stream, index)) if watch else None
-                streams.append(self.submit(request, on_update))
-            except PromptTooLongError as exc:  # nothing half-done is left running
-                for started in streams:
-                    started.abort()
-                raise PromptTooLongError(f"request {i}: {exc}") from exc
+        on_updates = [(lambda stream, index, i=i: watch(i, stream, index)) for i in range(len(requests))] if watch else None
+        streams = self.submit_all(requests, on_updates)
         stopped: set[int] = set()
         while pending := [i for i, s in enumerate(streams) if not s.done]:
             streams[pending[0]].wait(poll_seconds if stop else None)

@@ -18,9 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from testtime.generators.base import Completion, GenerationRequest, GenerationResult, merge_logprob
-
-ABORTED = "abort"  # the finish reason of a sample stopped before its end
+from testtime.generators.base import ABORTED, Completion, GenerationRequest, GenerationResult, merge_logprob
 
 
 @dataclass
@@ -33,6 +31,7 @@ class Sample:
     finish_reason: str | None = None
     stop_reason: str | None = None
     cumulative_logprob: float | None = None
+    started: bool = False  # its prefill is done (its first output came)
 
     @property
     def text(self) -> str:
@@ -104,13 +103,11 @@ class EngineLoop:
 
     def __init__(self, engine, tokenizer=None):
         self.engine, self.tokenizer = engine, tokenizer
-        self.steps = 0  # engine steps taken, and the requests each advanced: the engine's own counters
-        self.advanced = 0
+        self.steps = 0  # engine steps taken: the engine's own counter
         self._lock = threading.Condition()
         self._added: list[tuple[Stream, list]] = []
         self._aborts: list[str] = []
         self._live: dict[str, tuple[Stream, int]] = {}  # engine request id -> (stream, sample index)
-        self._seen: set[str] = set()  # requests whose first output (with their prompt's cache hits) came
         self._ids = itertools.count()
         self._closed = False
         self.error: BaseException | None = None
@@ -127,17 +124,19 @@ class EngineLoop:
         with self._lock:
             return len(self._live) + sum(len(s.samples) for s, _ in self._added)
 
-    def submit(self, request: GenerationRequest, engine_prompt, params_per_sample: list, prompt_tokens: int,
-               on_update: OnUpdate | None = None) -> Stream:
-        """Queue one request (``engine_prompt`` and one vLLM ``SamplingParams`` per sample)."""
-        stream = Stream(self, request, prompt_tokens, on_update)
+    def submit(self, items: list[tuple]) -> list[Stream]:
+        """Queue requests, all to be added before the same step: one ``(request, engine prompt, one vLLM
+        SamplingParams per sample, prompt tokens, on_update)`` each."""
+        streams = [Stream(self, request, prompt_tokens, on_update)
+                   for request, _, _, prompt_tokens, on_update in items]
         with self._lock:
             if self.error is not None or self._closed:
                 raise RuntimeError("the engine loop has stopped") from self.error
-            stream._ids = [f"tt-{next(self._ids)}" for _ in params_per_sample]
-            self._added.append((stream, [engine_prompt, params_per_sample]))
+            for stream, (_, prompt, params, _, _) in zip(streams, items):
+                stream._ids = [f"tt-{next(self._ids)}" for _ in params]
+                self._added.append((stream, [prompt, params]))
             self._lock.notify()
-        return stream
+        return streams
 
     def abort(self, request_ids: list[str]) -> None:
         if request_ids:
@@ -193,15 +192,14 @@ class EngineLoop:
             if (entry := self._live.get(out.request_id)) is None:
                 continue  # aborted after the step began
             tokens = sum(len(c.token_ids) for c in out.outputs)
-            if out.request_id not in self._seen:
-                self._seen.add(out.request_id)
+            if not entry[0].samples[entry[1]].started:  # its first output: the prefill, with the cache hits
+                entry[0].samples[entry[1]].started = True
                 cached = int(out.num_cached_tokens or 0)
                 tokens += len(out.prompt_token_ids or ()) - cached
                 if entry[1] == 0:
                     entry[0].cached_prompt_tokens = cached
             work.append((entry, out, max(tokens, 1)))
         total = sum(w for _, _, w in work) or 1
-        self.advanced += len(work)
         for (stream, index), out, weight in work:
             stream.engine_seconds += elapsed * weight / total
             self._take(stream, index, out)
@@ -221,7 +219,6 @@ class EngineLoop:
         finished = out.finished
         if finished:  # seen by the watcher below before any waiter wakes
             self._live.pop(out.request_id, None)
-            self._seen.discard(out.request_id)
             sample.finish_reason = reason
         if stream.on_update is not None:
             try:

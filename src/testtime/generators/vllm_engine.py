@@ -133,15 +133,21 @@ class VLLMGenerator(Generator):
             output_kind=RequestOutputKind.DELTA,
         ) for index in range(request.n)]
 
-    def submit(self, request: GenerationRequest, on_update=None) -> Stream:
+    def submit_all(self, requests: Sequence[GenerationRequest], on_updates=None) -> list[Stream]:
+        """Every prompt rendered and checked before any starts; then all join the engine in one step, so
+        one call's requests are scheduled together whatever else runs (batch shapes stay reproducible)."""
         from vllm.inputs import TokensPrompt
 
         with self._render_lock:
-            ids = self.renderer.encode(request.prompt)
-        if len(ids) >= self.max_model_len:
-            raise PromptTooLongError(f"prompt is {len(ids)} tokens, the model's context is {self.max_model_len}")
-        return self.loop.submit(request, TokensPrompt(prompt_token_ids=ids), self._sample_params(request, len(ids)),
-                                len(ids), on_update)
+            encoded = [self.renderer.encode(request.prompt) for request in requests]
+        for i, ids in enumerate(encoded):
+            if len(ids) >= self.max_model_len:
+                raise PromptTooLongError(f"request {i}: prompt is {len(ids)} tokens, the model's context is "
+                                         f"{self.max_model_len}")
+        on_updates = on_updates or [None] * len(requests)
+        return self.loop.submit([(request, TokensPrompt(prompt_token_ids=ids), self._sample_params(request, len(ids)),
+                                  len(ids), on_update)
+                                 for request, ids, on_update in zip(requests, encoded, on_updates)])
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return self._stream_all(requests, None)

@@ -3,8 +3,8 @@
 A request starts at once on a thread of its own, up to ``max_running`` at a time; its generate
 calls join the engine's running batch (the in-process engine loop), so no request waits for
 another to finish, and a client that leaves has its sequences aborted within an engine step.
-Requests with the same strategy, verifier and sampling settings that are waiting together (or
-arrive within ``batch_window_seconds``, 0 by default) share one ``Strategy.solve``. No job's
+With ``batch_window_seconds`` > 0 (0 by default), requests with the same strategy, verifier and
+sampling settings that arrive within it share one ``Strategy.solve``. No job's
 failure stops the scheduler (the job's requests get the error). The queue of waiting requests
 is bounded: a full queue is refused at once (the caller answers 429). ``drain`` stops taking
 jobs and makes every waiting or running one stop now and answer with what it has, so a

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from math import comb
 from typing import Sequence
 
-from testtime.generators.base import GenerationRequest
+from testtime.generators.base import ABORTED, GenerationRequest
 from testtime.ledger import Ledger
 from testtime.selection import select_majority, vote_counts
 from testtime.strategies.base import Context, QuestionResult, make_candidate
@@ -91,11 +91,11 @@ class AdaptiveConsistency(ParallelStrategy):
         results = ctx.generate(requests, ledgers, tasks, watch=watch)
         out = []
         for task, result, size, ledger in zip(tasks, results, decided, ledgers):
-            used = [c for c in result.completions[: size or self.budget] if c.finish_reason != "abort"]
+            used = [c for c in result.completions[: size or self.budget] if c.finish_reason != ABORTED]
             candidates = [make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens) for c in used]
             if ctx.verifier is not None:
                 score_candidates([(task, c) for c in candidates], [ledger] * len(candidates), ctx)
             out.append(QuestionResult(task, self.choose(candidates), candidates, ledger, {
-                "rounds": sizes.index(len(candidates)) + 1 if len(candidates) in sizes else len(sizes),
+                "rounds": sizes.index(size) + 1 if size else len(sizes),  # the votes it took
                 "drawn": len(result.completions), "stopped_at": size}))
         return out

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from testtime.answers import states_final_answer
-from testtime.generators.base import Completion, GenerationRequest
+from testtime.generators.base import ABORTED, Completion, GenerationRequest
 from testtime.ledger import Ledger
 from testtime.selection import Candidate, Selector, checked_selector, select
 from testtime.steps import DEFAULT_STEP_DELIMITER
@@ -90,7 +90,7 @@ class Expander:
         if completion.stop_reason == delimiter and not text.endswith(delimiter):
             text += delimiter  # servers that strip the stop string
         child = tree.add(parent, text, completion.token_count, kind)
-        if completion.finish_reason == "length":
+        if completion.finish_reason in ("length", ABORTED):  # cut: at the cap, or stopped by a cancellation
             if to_end or child.path_tokens >= self.ctx.sampling.max_tokens:
                 child.end = "length"
         elif at_delimiter and not to_end:
