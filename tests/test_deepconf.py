@@ -127,3 +127,33 @@ def test_deepconf_from_the_cli_on_the_real_model(on_engine, tmp_path):
                 math.isfinite(c) and c > 0 for c in line["confidences"])  # every token's top-5 was read
             assert line["ledger"]["completion_tokens"] == sum(c["tokens"] for c in line["candidates"])
             assert all(line["candidates"][k]["finish_reason"] != "aborted" for k in line["voters"])
+
+
+def test_self_certainty_votes_by_rank_of_the_models_own_certainty():
+    # The same draws as above: one sure trace says 5, three half-unsure ones say 3 (each "~" word flat).
+    texts = [trace("sure sure sure sure", "5")] + [trace("~um ~er ~well ~so", "3")] * 3
+
+    def solve(**params):
+        gen = ConfidentGenerator(lambda question, k: texts[k])
+        [result] = Strategy.create("self_certainty", budget=4, **params).solve(
+            [TASK], Context(generator=gen, sampling=SamplingParams(max_tokens=64)))
+        return result, gen
+
+    borda, gen = solve()
+    [request] = gen.calls[0]
+    assert (request.n, request.params.logprobs) == (4, 5) and len(gen.calls) == 1
+    certainties = borda.details["self_certainties"]
+    assert certainties[0] > certainties[1] == certainties[2] == certainties[3] > 0
+    # Borda (p = 0.5): 5's rank-1 weight 4 ** 0.5 = 2 loses to 3's three tied rank-2 weights, 3 * 3 ** 0.5.
+    assert borda.prediction == "3" and [c.score for c in borda.candidates] == certainties
+    assert solve(selector="best")[0].prediction == "5"  # the single most certain sample
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"top_k": 50}, "'self_certainty': top_k must be at most 20"),
+    ({"budget": 0}, "'self_certainty': budget must be an integer >= 1, got 0"),
+    ({"selector": "vibes"}, "'self_certainty': selector must be one of best, majority, weighted, borda"),
+])
+def test_self_certainty_bad_parameters_are_named(params, message):
+    with pytest.raises((ValueError, ParameterError), match=message):
+        Strategy.create("self_certainty", **params)

@@ -119,7 +119,7 @@ def test_the_oldest_attempts_leave_a_prompt_that_would_not_fit_the_window():
     ({"budget": 6, "chains": 4}, "budget (6) must be a multiple of chains (4)"),
     ({"chains": 0}, "chains must be an integer >= 1, got 0"),
     ({"context": -1}, "context must be an integer >= 0, got -1"),
-    ({"selector": "nope"}, "selector must be one of best, majority, weighted, got 'nope'"),
+    ({"selector": "nope"}, "selector must be one of best, majority, weighted, borda, got 'nope'"),
     ({"revision_request": " "}, "revision_request must not be empty"),
     ({"reviser": "nowhere"}, "'nowhere' is neither an embedded model (smollm2"),
 ])

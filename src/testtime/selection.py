@@ -41,6 +41,13 @@ class Selector(str, Enum):
     BEST = "best"  # y* = argmax V(y)
     MAJORITY = "majority"  # most frequent answer
     WEIGHTED = "weighted"  # answer with the largest sum of verifier scores
+    BORDA = "borda"  # answer with the largest sum of rank weights (Kang et al. 2025)
+
+
+# Borda voting (Kang et al. 2025, arXiv 2502.18581): the candidate ranked r-th of N by score weighs
+# (N - r + 1) ** p. p = 0 is majority voting; a large p approaches best-of-N. The paper tunes p per N;
+# 0.5 sits between the two in its range.
+BORDA_POWER = 0.5
 
 
 def _answered(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -77,6 +84,18 @@ def select_weighted(candidates: Sequence[Candidate]) -> Candidate | None:
     return _vote(candidates, lambda c: c.score if c.score is not None else 0.0)
 
 
+def select_borda(candidates: Sequence[Candidate], power: float = BORDA_POWER) -> Candidate | None:
+    """Rank-weighted voting: scores count only through their order, so their scale does not matter.
+    Unscored candidates rank last; tied scores share the higher rank."""
+    pool = _answered(candidates)
+    order = sorted((_score(c) for c in pool), reverse=True)
+    return _vote(candidates, lambda c: (len(pool) - order.index(_score(c))) ** power)
+
+
+def _score(c: Candidate) -> float:
+    return c.score if c.score is not None else float("-inf")
+
+
 def checked_selector(owner: str, value, allowed: Sequence[str] | None = None) -> str:
     """A strategy's ``selector`` parameter as its name, or a ValueError naming the choices
     (``allowed``: the shared selectors, or a strategy's own list that adds to them)."""
@@ -93,6 +112,8 @@ def select(candidates: Sequence[Candidate], selector: Selector | str) -> Candida
         return select_best(candidates)
     if selector is Selector.MAJORITY:
         return select_majority(candidates)
+    if selector is Selector.BORDA:
+        return select_borda(candidates)
     return select_weighted(candidates)
 
 

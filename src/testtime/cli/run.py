@@ -58,7 +58,7 @@ def run(
         None, help="particle_filtering, rebase: temperature of the softmax over process scores"),
     rollout: Optional[bool] = typer.Option(None, "--rollout/--no-rollout", help="mcts: evaluate steps by rollouts"),
     selector: Optional[str] = typer.Option(
-        None, help="search: final choice among solutions: best, majority, weighted (mcts also visits, value)"),
+        None, help="search: final choice among solutions: best, majority, weighted, borda (mcts also visits, value)"),
     step_tokens: Optional[int] = typer.Option(None, help="search: cap on one step's tokens"),
     delimiter: Optional[str] = typer.Option(None, help="search: text that ends a step (default a blank line, '\\n\\n')"),
     policy: Optional[str] = typer.Option(None, help="compute_optimal: the policy.json a sweep wrote"),

@@ -140,7 +140,7 @@ class Strategy(Registered, abc.ABC):
         if self.uses_verifier and verifier is None:
             raise ParameterError(f"strategy {self.name!r} needs a verifier")
         selector = getattr(self, "selector", None)  # a strategy that chooses by score needs the scores
-        if verifier is None and selector in (Selector.BEST.value, Selector.WEIGHTED.value):
+        if verifier is None and selector in (Selector.BEST.value, Selector.WEIGHTED.value, Selector.BORDA.value):
             raise ParameterError(f"strategy {self.name!r} with selector {selector!r} needs a verifier")
 
     def describe(self) -> dict:

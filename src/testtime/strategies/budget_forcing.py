@@ -64,7 +64,7 @@ class BudgetForcing(Strategy):
     thinking: str = field(default="auto", metadata={
         "help": "where thinking ends: tags (at </think>), turn (the reply's end), auto (tags if the model thinks in them)"})
     selector: str = field(default=Selector.MAJORITY.value, metadata={
-        "help": "choice among the samples: majority, best, weighted (these two need a verifier)"})
+        "help": "choice among the samples: majority, best, weighted, borda (these three need a verifier)"})
 
     def __post_init__(self):
         self.require_integers(1, "budget", "answer_tokens")

@@ -30,6 +30,13 @@ from testtime.tasks import Task
 MODES = ("offline", "online")
 
 
+def check_top_k(owner: str, top_k: int) -> None:
+    """Refused at once, not by the engine in the middle of a run."""
+    if top_k > 20:
+        raise ValueError(f"{owner}: top_k must be at most 20 (the log-probabilities vLLM and the OpenAI API "
+                         f"report), got {top_k}")
+
+
 @dataclass
 class Trace:
     text: str = ""
@@ -57,7 +64,7 @@ class DeepConf(Strategy):
     keep: float = field(default=0.9, metadata={"help": "offline: share of traces that vote; online: the threshold's "
                                                        "quantile is 1 - keep of the warm-up traces"})
     selector: str = field(default=Selector.WEIGHTED.value, metadata={
-        "help": "weighted (by confidence), majority or best (the most confident trace) among the voters"})
+        "help": "weighted (by confidence), majority, best (the most confident trace) or borda (by rank) among the voters"})
     window: int = field(default=32, metadata={"help": "tokens per group (the sliding window)"})
     tail: int = field(default=64, metadata={"help": "measure=tail: the last tokens it averages"})
     top_k: int = field(default=5, metadata={"help": "top log-probabilities per token (vLLM allows 20)"})
@@ -67,9 +74,7 @@ class DeepConf(Strategy):
 
     def __post_init__(self):
         self.require_integers(1, "budget", "window", "tail", "top_k", "warmup", "chunk")
-        if self.top_k > 20:  # refused here, not by the engine in the middle of a run
-            raise ValueError(f"{self.name}: top_k must be at most 20 (the log-probabilities vLLM and the OpenAI API "
-                             f"report), got {self.top_k}")
+        check_top_k(self.name, self.top_k)
         if self.mode not in MODES:
             raise ValueError(f"{self.name}: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.measure not in MEASURES:

@@ -53,7 +53,7 @@ class Revisions(Strategy):
     chains: int = field(default=1, metadata={"help": "parallel chains; each makes budget/chains attempts"})
     context: int = field(default=4, metadata={"help": "earlier attempts of its chain a revision sees"})
     selector: str = field(default=Selector.MAJORITY.value, metadata={
-        "help": "choice within a chain, then among chains: majority, best, weighted (these two need a verifier)"})
+        "help": "choice within a chain, then among chains: majority, best, weighted, borda (these three need a verifier)"})
     revision_request: str = field(default=DEFAULT_REVISION_REQUEST, metadata={
         "escapes": True, "help": "the user turn after each earlier attempt"})
     reviser: str = field(default="", metadata={

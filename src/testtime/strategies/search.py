@@ -113,7 +113,7 @@ class SearchStrategy(Strategy):
     step_tokens: int = field(default=128, metadata={"help": "cap on one step's tokens"})
     delimiter: str = field(default=DEFAULT_STEP_DELIMITER, metadata={"escapes": True, "help": "the text that ends a step"})
     selector: str = field(default=Selector.BEST.value, metadata={
-        "help": "final choice among complete solutions: best, majority, weighted"})
+        "help": "final choice among complete solutions: best, majority, weighted, borda (rank-weighted)"})
 
     uses_verifier = True
 
