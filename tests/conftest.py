@@ -99,7 +99,6 @@ class Borrowed:
 
     def __init__(self, engine):
         self.engine = engine
-        self.show_progress = False
 
     def __getattr__(self, name):
         return getattr(self.engine, name)

@@ -116,6 +116,65 @@ def test_top_logprobs_and_the_llm_judge_through_the_server(client):
     assert all(0 < s < 1 for s in scores), scores
 
 
+def test_streamed_samples_equal_the_batch_forms(client, server):
+    # Streamed, each sample is its own request seeded seed + index, as vLLM seeds the samples of one
+    # request with n: in float32 the texts are the same, and so are the top log-probabilities.
+    requests = [GenerationRequest(PROMPT, n=3, params=SamplingParams(max_tokens=24, seed=4, logprobs=3)),
+                GenerationRequest(PROMPT.extend("6 times 7"), params=SamplingParams(max_tokens=12, seed=8))]
+    with OpenAIGenerator(server, SERVED_NAME, concurrency=4, stream=False) as batch:
+        expected = batch.generate(requests)
+    assert client.streams
+    ledgers = [Ledger(), Ledger()]
+    streamed = client.generate(requests, ledgers)
+    for got, want, ledger in zip(streamed, expected, ledgers):
+        assert [c.text for c in got.completions] == [c.text for c in want.completions]
+        # One response's total is exact; the batch form shares it among its choices by text length, where
+        # each streamed sample counts its own.
+        assert got.completion_tokens == want.completion_tokens
+        assert all(c.token_count == len(c.top_logprobs or ()) or c.top_logprobs is None for c in got.completions)
+        assert [c.finish_reason for c in got.completions] == [c.finish_reason for c in want.completions]
+        assert got.prompt_tokens == want.prompt_tokens and ledger.completion_tokens == got.completion_tokens
+    for got, want in zip(streamed[0].completions, expected[0].completions):
+        assert [sorted(t) for t in got.top_logprobs] == [sorted(t) for t in want.top_logprobs]
+
+
+def _running(server: str) -> float:
+    """The server's own count of sequences it is computing (vLLM's Prometheus gauge)."""
+    text = urllib.request.urlopen(server.removesuffix("/v1") + "/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:num_requests_running"))
+
+
+def test_an_aborted_sample_stops_costing_the_server_within_a_second(client, server):
+    counting = GenerationRequest(Prompt.chat(None, "Count from 1 to 300, one number a line."),
+                                 params=SamplingParams(max_tokens=400, seed=3))
+
+    def settled(stop_at: float) -> float:  # seconds until the server runs nothing, from stop_at
+        while _running(server) > 0 and time.monotonic() - stop_at < 5:
+            time.sleep(0.02)
+        return time.monotonic() - stop_at
+
+    # A watcher stops its sample at the fifth token, on the reader's thread.
+    def watch(stream, index):
+        if stream.samples[index].token_count >= 5:
+            stream.abort(index)
+
+    [watched] = client.submit_all([counting], [watch])
+    assert watched.wait(60)
+    [c] = watched.result().completions
+    assert c.finish_reason == "abort" and 5 <= c.token_count <= 8  # charged what it wrote
+    assert settled(time.monotonic()) < 1.0 and _running(server) == 0
+    # From outside: the gauge counts the live sample, then nothing within a second of the abort.
+    [plain] = client.submit_all([counting])
+    while plain.samples[0].token_count < 5:
+        time.sleep(0.01)
+    assert _running(server) == 1
+    stopped = time.monotonic()
+    plain.abort()
+    assert settled(stopped) < 1.0 and _running(server) == 0
+    assert plain.wait(5) and plain.result().completions[0].finish_reason == "abort"
+
+
 class _DropN(BaseHTTPRequestHandler):
     """A real proxy to the real server that strips `n`, like servers that ignore it."""
 
@@ -143,7 +202,8 @@ def test_server_that_ignores_n_gets_follow_up_requests(server):
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
-        gen = OpenAIGenerator(f"http://127.0.0.1:{proxy.server_port}/v1", SERVED_NAME, concurrency=2)
+        # The batch form (stream=False) asks for n in one request; streamed, every sample is its own.
+        gen = OpenAIGenerator(f"http://127.0.0.1:{proxy.server_port}/v1", SERVED_NAME, concurrency=2, stream=False)
         [result] = gen.generate([GenerationRequest(PROMPT, n=3, params=SamplingParams(max_tokens=16, seed=9))])
         assert len(result.completions) == 3
         # three HTTP requests, each paying the prompt
@@ -228,7 +288,7 @@ def test_a_run_whose_upstream_stops_fails_cleanly_keeps_its_work_and_resumes(ser
                 "--model", SERVED_NAME, "--dataset", "gsm8k", "--data-root", str(SHARED_DATA), "--limit", "6",
                 "--n", "2", "--max-tokens", "16", "--chunk-size", "2", "--request-timeout", "10",
                 "--retries", "3", "--out", str(out)]
-        proxy.down_after = 4  # two chunks of two questions pass, then the upstream is gone
+        proxy.down_after = 8  # two chunks of two questions (two samples each, a request each) pass, then it is gone
         started = time.monotonic()
         failed = subprocess.run(args, capture_output=True, text=True, timeout=300)
         elapsed = time.monotonic() - started

@@ -97,6 +97,20 @@ def test_streaming_search_shows_progress_then_the_answer(served):
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
+def test_a_single_samples_answer_streams_as_it_is_written(served):
+    stream = served.client().chat.completions.create(
+        model="smollm2-135m-instruct+single", messages=QUESTION, max_tokens=48, stream=True,
+        stream_options={"include_usage": True})
+    chunks = list(stream)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    # Before, the answer came as one content chunk at the end; now in pieces as the engine writes them.
+    assert len(pieces) >= 4, pieces
+    [finish] = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finish in ("stop", "length") and chunks[-1].usage.completion_tokens >= len(pieces)
+    answer = "".join(pieces)
+    assert answer.strip() and chunks[-1].usage.completion_tokens <= 48
+
+
 def test_a_thinking_budget_runs_budget_forcing_and_usage_counts_reasoning_tokens(served):
     client = served.client()
     low = client.chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, max_tokens=64,

@@ -103,7 +103,6 @@ def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams, log
     try:
         with stop_cleanly_on_sigterm(), engine_log(log_file), open_generator(spec) as gen, \
                 progress_bar("questions") as progress:
-            gen.show_progress = False
             bar = progress.add_task("", total=len(left), stats="")
 
             def committed(records: list[dict]) -> None:

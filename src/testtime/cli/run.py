@@ -164,7 +164,6 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
 
             def opened(spec: GeneratorSpec):
                 gen = open_generator(spec)
-                gen.show_progress = verbose
                 started[0] = time.perf_counter()  # tokens/s of generation, not of the engine's start
                 return gen
 

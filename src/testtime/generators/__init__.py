@@ -117,9 +117,7 @@ class SecondModel:
     @property
     def generator(self) -> Generator:
         if self.spec not in self._open:
-            generator = self.spec.open()
-            generator.show_progress = False  # the policy's progress bar is the run's
-            self._open[self.spec] = generator
+            self._open[self.spec] = self.spec.open()
         return self._open[self.spec]
 
     def close(self) -> None:

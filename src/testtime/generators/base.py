@@ -140,7 +140,6 @@ class Generator(abc.ABC):
     model: str = "model"  # the model's name or folder (an embedded model's folder is named after it)
     parameter_count: int = 0  # for the FLOPs estimate
     max_model_len: int | None = None
-    show_progress: bool = False  # a progress bar over each batched call, where the backend has one
     thinks_in_tags: bool = False  # the model reasons in <think> tags (testtime.reasoning), where known
     opens_thinking: bool = False  # its chat template writes the opening tag: a reply starts inside thinking
     # The backend streams (``submit_all``): concurrent calls from many threads join one running batch, and a
@@ -153,7 +152,7 @@ class Generator(abc.ABC):
 
     def submit_all(self, requests: Sequence[GenerationRequest], on_updates=None) -> list:
         """The streaming form (where ``streams``): start the requests now, together, and return one
-        ``engine_loop.Stream`` each (samples as they grow, ``wait``, ``abort``, ``result``).
+        ``streams.Stream`` each (samples as they grow, ``wait``, ``abort``, ``result``).
         ``on_updates[i](stream, index)``, where given, is called as sample ``index`` of request i gains
         tokens or ends. A prompt too long for the context is refused before any request starts."""
         raise NotImplementedError(f"generator {self.name!r} does not stream")

@@ -15,87 +15,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable
 
-from testtime.generators.base import ABORTED, Completion, GenerationRequest, GenerationResult, merge_logprob
-
-
-@dataclass
-class Sample:
-    """One sample of a stream, as far as it has got."""
-
-    parts: list[str] = field(default_factory=list)
-    token_count: int = 0
-    tops: list[dict[str, float]] | None = None
-    finish_reason: str | None = None
-    stop_reason: str | None = None
-    cumulative_logprob: float | None = None
-    started: bool = False  # its prefill is done (its first output came)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    @property
-    def finished(self) -> bool:
-        return self.finish_reason is not None
-
-    def completion(self) -> Completion:
-        return Completion(text=self.text, token_count=self.token_count, finish_reason=self.finish_reason,
-                          cumulative_logprob=self.cumulative_logprob, stop_reason=self.stop_reason,
-                          top_logprobs=tuple(self.tops) if self.tops is not None else None)
-
-
-# Called on the loop's thread after a step that gave sample ``index`` new tokens or ended it; it must
-# be quick, and may call ``stream.abort``.
-OnUpdate = Callable[["Stream", int], None]
-
-
-class Stream:
-    """One submitted request in flight: its samples so far, its engine time, a way to stop it."""
-
-    def __init__(self, loop: EngineLoop, request: GenerationRequest, prompt_tokens: int,
-                 on_update: OnUpdate | None):
-        self.request, self.prompt_tokens, self.on_update = request, prompt_tokens, on_update
-        self.samples = [Sample(tops=[] if request.params.logprobs is not None else None) for _ in range(request.n)]
-        self.cached_prompt_tokens = 0
-        self.engine_seconds = 0.0
-        self.error: BaseException | None = None
-        self._loop = loop
-        self._ids: list[str] = []
-        self._ended: set[int] = set()
-        self._done = threading.Event()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
-
-    def abort(self, index: int | None = None) -> None:
-        """Stop one sample (or all of them) before the next engine step; what it wrote is kept."""
-        wanted = range(len(self.samples)) if index is None else (index,)
-        self._loop.abort([self._ids[k] for k in wanted if k < len(self._ids)])
-
-    def result(self) -> GenerationResult:
-        if self.error is not None:
-            raise self.error
-        return GenerationResult(tuple(s.completion() for s in self.samples), self.prompt_tokens,
-                                self.cached_prompt_tokens, engine_seconds=self.engine_seconds)
-
-    def _finish_sample(self, index: int, reason: str) -> None:
-        if index in self._ended:
-            return
-        self._ended.add(index)
-        self.samples[index].finish_reason = self.samples[index].finish_reason or reason
-        if len(self._ended) == len(self.samples):
-            self._done.set()
-
-    def _fail(self, error: BaseException) -> None:
-        self.error = error
-        self._done.set()
+from testtime.generators.base import ABORTED, merge_logprob
+from testtime.generators.streams import Stream
 
 
 class EngineLoop:
@@ -220,12 +142,7 @@ class EngineLoop:
         if finished:  # seen by the watcher below before any waiter wakes
             self._live.pop(out.request_id, None)
             sample.finish_reason = reason
-        if stream.on_update is not None:
-            try:
-                stream.on_update(stream, index)
-            except BaseException as exc:  # a watcher's fault ends its own request, not the loop
-                stream.abort()
-                stream._fail(exc)
+        stream._notify(index)
         if finished:
             stream._finish_sample(index, reason)
 

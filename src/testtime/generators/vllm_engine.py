@@ -15,7 +15,8 @@ from testtime.generators.base import (
     PromptTooLongError,
     SamplingParams,
 )
-from testtime.generators.engine_loop import EngineLoop, Stream
+from testtime.generators.engine_loop import EngineLoop
+from testtime.generators.streams import Stream
 from testtime.reasoning import TAGS
 
 

@@ -216,14 +216,14 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
 
         yield sse(protocol.chat_chunk(request_id, body.model, {"role": "assistant", "content": ""}))
         waiting = asyncio.wrap_future(job.future)
+        streamed = ""  # the answer's text sent as it was written (a strategy whose answer is its one sample)
         while not waiting.done():
-            await asyncio.wait({waiting}, timeout=0.25)
-            while True:
-                try:
-                    message = job.progress.get_nowait()
-                except queue.Empty:
-                    break
+            await asyncio.wait({waiting}, timeout=0.05)
+            for message in _drained(job.progress):
                 yield sse(protocol.chat_chunk(request_id, body.model, {"reasoning_content": message + "\n"}))
+            if text := "".join(_drained(job.written)):
+                streamed += text
+                yield sse(protocol.chat_chunk(request_id, body.model, {"content": text}))
             if await request.is_disconnected():
                 return
         try:
@@ -231,7 +231,14 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         except Exception:
             yield sse(protocol.error_body("internal server error", "server_error"))
             return
+        streamed += "".join(_drained(job.written))
         for index, answer in enumerate(distinct_answers(result, body.n)):
+            if streamed and index == 0 and answer.text.startswith(streamed):  # only what is still to come
+                rest = answer.text[len(streamed):]
+                if rest:
+                    yield sse(protocol.chat_chunk(request_id, body.model, {"content": rest}, index))
+                yield sse(protocol.chat_chunk(request_id, body.model, {}, index, finish_reason=answer.finish_reason))
+                continue
             message = protocol.message(answer.text)
             if "reasoning_content" in message:
                 yield sse(protocol.chat_chunk(request_id, body.model, {"reasoning_content": message["reasoning_content"]},
@@ -247,6 +254,15 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         yield "data: [DONE]\n\n"
 
     return app
+
+
+def _drained(waiting: queue.SimpleQueue) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(waiting.get_nowait())
+        except queue.Empty:
+            return out
 
 
 def servable_strategies(config: ServerConfig) -> list[str]:

@@ -48,6 +48,7 @@ class Job:
     future: Future = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
     progress: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    written: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # the answer's text as it comes (single)
 
     @property
     def key(self) -> str:
@@ -162,6 +163,8 @@ class Scheduler:
             template=MessagesTemplate(), seed=first.seed,
             progress=lambda task, message: by_task[id(task)].progress.put(message),
             cancelled=lambda task: by_task[id(task)].stopped(),
+            # A model that thinks in tags has its reply split into reasoning and content once it is whole.
+            writing=None if self.generator.thinks_in_tags else (lambda task, text: by_task[id(task)].written.put(text)),
         )
         with self._lock:
             self.batches += 1

@@ -33,9 +33,11 @@ class Context:
     template: PromptTemplate = field(default_factory=PromptTemplate)
     seed: int = 0
     thinking_split: str = "paragraph"  # how a verifier cuts a thought in tags into steps (steps.THINKING_SPLITS)
-    # Hooks for a caller that watches a run (the server): progress messages, and a per-question stop.
+    # Hooks for a caller that watches a run (the server): progress messages, a per-question stop, and
+    # the answer's text as it is written, where a strategy's answer is its one sample (``single``).
     progress: Callable[[Task, str], None] | None = None
     cancelled: Callable[[Task], bool] | None = None
+    writing: Callable[[Task, str], None] | None = None
 
     def __post_init__(self):
         check_thinking_split(self.thinking_split)  # refused here, not at the first scored thought
@@ -43,6 +45,10 @@ class Context:
     def report(self, task: Task, message: str) -> None:
         if self.progress is not None:
             self.progress(task, message)
+
+    def write(self, task: Task, text: str) -> None:
+        if self.writing is not None and text:
+            self.writing(task, text)
 
     def is_cancelled(self, task: Task) -> bool:
         return self.cancelled is not None and self.cancelled(task)

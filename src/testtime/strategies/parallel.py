@@ -28,20 +28,36 @@ class SampleSource(abc.ABC):
 
 
 class GeneratorSource(SampleSource):
-    """Fresh samples: one batched generate call per round for all questions."""
+    """Fresh samples: one batched generate call per round for all questions. With ``writes``, each
+    question's first sample is passed to ``Context.write`` as the engine writes it (a strategy whose
+    answer is that sample), where the backend streams."""
 
-    def __init__(self, tasks: Sequence[Task], ctx: Context):
+    def __init__(self, tasks: Sequence[Task], ctx: Context, writes: bool = False):
         self.tasks, self.ctx = tasks, ctx
         self.prompts = [ctx.template.build(t) for t in tasks]
+        self.writes = writes and ctx.writing is not None and ctx.generator.streams
 
     def draw(self, wants, round_index, ledgers):
         requests = [
             GenerationRequest(self.prompts[i], n=k, params=self.ctx.sampling_for(self.tasks[i], round_index))
             for i, k in wants
         ]
-        results = self.ctx.generate(requests, [ledgers[i] for i, _ in wants], [self.tasks[i] for i, _ in wants])
+        results = self.ctx.generate(requests, [ledgers[i] for i, _ in wants], [self.tasks[i] for i, _ in wants],
+                                    watch=self._writer(wants) if self.writes else None)
         return [[make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens) for c in r.completions]
                 for r in results]
+
+
+    def _writer(self, wants):
+        written = [0] * len(wants)
+
+        def watch(k: int, stream, index: int) -> None:  # the new text of sample 0, once per update
+            if index == 0:
+                text = stream.samples[0].text
+                self.ctx.write(self.tasks[wants[k][0]], text[written[k]:])
+                written[k] = len(text)
+
+        return watch
 
 
 def score_candidates(pairs: list[tuple[Task, Candidate]], ledgers: list[Ledger], ctx: Context) -> None:

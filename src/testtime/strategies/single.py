@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from testtime.strategies.parallel import ParallelStrategy
+from testtime.strategies.parallel import GeneratorSource, ParallelStrategy
 
 
 @dataclass
@@ -14,6 +14,10 @@ class SingleSample(ParallelStrategy):
     def __post_init__(self):
         if self.budget != 1:
             raise ValueError(f"strategy 'single' draws one sample; its budget must be 1, got {self.budget}")
+
+    def solve(self, tasks, ctx):
+        """Its answer is its one sample: written out (``Context.write``) as the engine writes it."""
+        return self.solve_from(GeneratorSource(tasks, ctx, writes=True), tasks, ctx)
 
     def choose(self, candidates):
         return candidates[0] if candidates else None
