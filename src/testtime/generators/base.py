@@ -154,7 +154,8 @@ class Generator(abc.ABC):
         """The streaming form (where ``streams``): start the requests now, together, and return one
         ``streams.Stream`` each (samples as they grow, ``wait``, ``abort``, ``result``).
         ``on_updates[i](stream, index)``, where given, is called as sample ``index`` of request i gains
-        tokens or ends. A prompt too long for the context is refused before any request starts."""
+        tokens or ends. A prompt too long for the context is refused before any request starts, where the
+        backend can tell (the in-process engine; over HTTP the server refuses that request's stream)."""
         raise NotImplementedError(f"generator {self.name!r} does not stream")
 
     def generate(
