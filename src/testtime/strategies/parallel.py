@@ -47,7 +47,6 @@ class GeneratorSource(SampleSource):
         return [[make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens) for c in r.completions]
                 for r in results]
 
-
     def _writer(self, wants):
         written = [0] * len(wants)
 
