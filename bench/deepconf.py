@@ -55,6 +55,8 @@ def compare(run_dir: Path) -> dict:
             "offline_minus_majority": paired_difference(correct["offline"], correct["majority"]).to_dict(),
             "completion_tokens_per_question": {k: sum(v) / len(v) for k, v in tokens.items()},
             "online_token_saving": 1 - sum(tokens["online"]) / sum(tokens["offline"]),
+            # per question, paired: what online saved, with its interval (over the same questions)
+            "offline_minus_online_tokens": paired_difference(tokens["offline"], tokens["online"]).to_dict(),
             "aborted_traces": sum(x["aborted"] for x in online), "online_traces": sum(x["traces"] for x in online)}
 
 

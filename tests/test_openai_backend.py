@@ -305,3 +305,38 @@ def test_a_run_whose_upstream_stops_fails_cleanly_keeps_its_work_and_resumes(ser
     assert "4 of 6 results already stored, 2 to go" in " ".join(resumed.stderr.split())
     lines = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(l["id"] for l in lines) == sorted({l["id"] for l in lines}) and len(lines) == 6
+
+
+class _OddChunks(BaseHTTPRequestHandler):
+    """A real server on loopback whose stream sends a chunk with choices that are not a list."""
+
+    tries = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).tries += 1
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": {"0": "?"}}
+        body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_malformed_stream_is_retried_then_named():
+    from testtime.retry import RetryPolicy, UpstreamError
+
+    odd = ThreadingHTTPServer(("127.0.0.1", 0), _OddChunks)
+    threading.Thread(target=odd.serve_forever, daemon=True).start()
+    try:
+        with OpenAIGenerator(f"http://127.0.0.1:{odd.server_port}/v1", "m",
+                             retry=RetryPolicy(attempts=2, backoff=0.01, timeout=10)) as gen:
+            with pytest.raises(UpstreamError, match="failed 2 times.*choices are dict, not a list"):
+                gen.generate([GenerationRequest(PROMPT, params=SamplingParams(max_tokens=4))])
+        assert _OddChunks.tries == 2
+    finally:
+        odd.shutdown()

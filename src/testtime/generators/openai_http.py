@@ -100,7 +100,8 @@ class OpenAIGenerator(Generator):
         stream._finish_sample(index, ABORTED)  # the reason its stream gave, where it gave one
 
     def _read_stream(self, i: int, stream: Stream, index: int) -> None:
-        """One try: the sample drawn from its start, stopped at the token after an abort."""
+        """One try: the sample drawn from its start (a watcher sees a retried sample begin again), stopped
+        at the token after an abort."""
         sample, sample_id = stream.samples[index], stream._ids[index]
         sample.parts, sample.token_count, sample.finish_reason = [], 0, None
         if sample.tops is not None:
@@ -118,7 +119,9 @@ class OpenAIGenerator(Generator):
             raise MalformedResponse(f"request {i}: the stream ended before its sample did")
 
     def _take_chunk(self, stream: Stream, index: int, chunk) -> None:
-        sample, usage = stream.samples[index], getattr(chunk, "usage", None)
+        sample, usage, choices = stream.samples[index], getattr(chunk, "usage", None), getattr(chunk, "choices", None)
+        if choices is not None and not isinstance(choices, list):  # retried, as a broken body is
+            raise MalformedResponse(f"a chunk's choices are {type(choices).__name__}, not a list")
         counted = usage is not None and self.vllm_extensions  # vLLM counts every chunk (continuous usage)
         if usage is not None and usage.prompt_tokens:  # the prompt is charged once a request: its first sample's
             if stream.prompt_from is None:
@@ -127,7 +130,7 @@ class OpenAIGenerator(Generator):
             if stream.prompt_from == index and details is not None:
                 stream.cached_prompt_tokens = int(getattr(details, "cached_tokens", 0) or 0)
         ended = False
-        for choice in chunk.choices or ():
+        for choice in choices or ():
             text = getattr(choice.delta, "content", None) or ""
             tops = top_logprobs(choice) if sample.tops is not None else None
             if text:
@@ -140,11 +143,11 @@ class OpenAIGenerator(Generator):
                 sample.stop_reason = _stop_string(choice)
                 ended = True
                 reason = "length" if choice.finish_reason == "length" else "stop"
-        if usage is not None and (counted or not chunk.choices):  # the closing usage chunk is exact
+        if usage is not None and (counted or not choices):  # the closing usage chunk is exact
             sample.token_count = usage.completion_tokens or sample.token_count
         if ended:  # the sample ends when its stream does (after the closing usage chunk), in _stream_sample
             sample.finish_reason = reason
-        if chunk.choices:
+        if choices:
             stream._notify(index)
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:

@@ -234,12 +234,9 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
         streamed += "".join(_drained(job.written))
         for index, answer in enumerate(distinct_answers(result, body.n)):
             if streamed and index == 0 and answer.text.startswith(streamed):  # only what is still to come
-                rest = answer.text[len(streamed):]
-                if rest:
-                    yield sse(protocol.chat_chunk(request_id, body.model, {"content": rest}, index))
-                yield sse(protocol.chat_chunk(request_id, body.model, {}, index, finish_reason=answer.finish_reason))
-                continue
-            message = protocol.message(answer.text)
+                message = {"content": answer.text[len(streamed):]}
+            else:
+                message = protocol.message(answer.text)
             if "reasoning_content" in message:
                 yield sse(protocol.chat_chunk(request_id, body.model, {"reasoning_content": message["reasoning_content"]},
                                               index))

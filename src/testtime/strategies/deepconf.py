@@ -4,9 +4,9 @@ confidence (testtime.confidence), read from the top log-probabilities of every g
 ``offline``: ``budget`` whole traces; the most confident ``keep`` share of them votes, each weighted
 by its confidence (``measure``). ``online``: ``warmup`` whole traces fix a threshold, the confidence
 of their lowest group at the (1 - keep) quantile; the other traces are generated all at once and a
-trace is aborted at the token where one of its groups falls below the threshold (on the in-process
-engine loop; a backend that does not stream writes them ``chunk`` tokens a round and checks after
-each); a question stops once its confidence-weighted vote reaches the share ``tau``. A stopped trace's tokens stay in
+trace is aborted at the token where one of its groups falls below the threshold (on a streaming
+backend, the engine loop or HTTP; one that does not stream writes them ``chunk`` tokens a round and
+checks after each); a question stops once its confidence-weighted vote reaches the share ``tau``. A stopped trace's tokens stay in
 the ledger, and it does not vote. With ``measure=self_certainty`` traces are weighed by
 self-certainty (Kang et al. 2025) instead.
 """

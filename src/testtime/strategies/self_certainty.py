@@ -42,5 +42,5 @@ class SelfCertainty(Strategy):
     def solve(self, tasks: Sequence[Task], ctx: Context) -> list[QuestionResult]:
         results = self._deepconf.solve(tasks, ctx)
         for result in results:
-            result.details = {"self_certainties": result.details["confidences"]}
+            result.details = {"rounds": result.details["rounds"], "self_certainties": result.details["confidences"]}
         return results
