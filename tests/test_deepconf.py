@@ -94,6 +94,17 @@ def test_a_warmup_trace_with_no_answer_is_no_consensus():
     assert len(result.candidates) == 4 and result.prediction == "5" and len(gen.calls) == 2
 
 
+def test_one_confident_warmup_trace_is_no_consensus():
+    # keep=0.1: the threshold is near the surer warm-up trace's lowest group, so it alone passes. One
+    # vote agreeing with itself must not end the question at warm-up (it did: DeepConf-low was best-of-warm-up).
+    texts = [trace("sure sure sure", "5"), trace("~um ~er ~so", "3")] + [trace("sure sure sure", "5")] * 2
+    gen = ConfidentGenerator(lambda question, k: texts[k])
+    [result] = Strategy.create("deepconf", budget=4, mode="online", warmup=2, keep=0.1, window=2).solve(
+        [TASK], Context(generator=gen, sampling=SamplingParams(max_tokens=64)))
+    assert len(gen.calls) > 1 and len(result.candidates) == 4
+    assert result.prediction == "5" and 1 not in result.details["voters"] and len(result.details["voters"]) >= 2
+
+
 def test_a_backend_without_log_probabilities_is_a_clear_error():
     from fakes import ScriptedGenerator
 

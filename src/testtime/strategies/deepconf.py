@@ -6,9 +6,9 @@ by its confidence (``measure``). ``online``: ``warmup`` whole traces fix a thres
 of their lowest group at the (1 - keep) quantile; the other traces are generated all at once and a
 trace is aborted at the token where one of its groups falls below the threshold (on a streaming
 backend, the engine loop or HTTP; one that does not stream writes them ``chunk`` tokens a round and
-checks after each); a question stops once its confidence-weighted vote reaches the share ``tau``. A stopped trace's tokens stay in
-the ledger, and it does not vote. With ``measure=self_certainty`` traces are weighed by
-self-certainty (Kang et al. 2025) instead.
+checks after each); a question stops once the confidence-weighted vote of at least two finished
+traces reaches the share ``tau``. A stopped trace's tokens stay in the ledger, and it does not vote.
+With ``measure=self_certainty`` traces are weighed by self-certainty (Kang et al. 2025) instead.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from testtime.strategies.base import Context, QuestionResult, Strategy, make_can
 from testtime.tasks import Task
 
 MODES = ("offline", "online")
+MIN_VOTERS = 2  # online: a vote agrees at tau only among at least this many finished traces
 
 
 def check_top_k(owner: str, top_k: int) -> None:
@@ -214,9 +215,14 @@ class DeepConf(Strategy):
 
     def _agreed(self, traces: list[Trace], threshold: float) -> bool:
         """Whether one answer holds ``tau`` of the confidence-weighted vote of the finished traces (a
-        trace with no answer weighs in the total: one answer among traces that gave none is no consensus)."""
+        trace with no answer weighs in the total: one answer among traces that gave none is no consensus).
+        One voter is no consensus either: with a high threshold (keep = 0.1) only the most confident
+        warm-up trace may pass it, and it would agree with itself and stop the question at warm-up."""
+        voters = self._voters(traces, threshold)
+        if len(voters) < MIN_VOTERS:
+            return False
         totals: dict[str | None, float] = defaultdict(float)
-        for k in self._voters(traces, threshold):
+        for k in voters:
             totals[make_candidate(traces[k].text, traces[k].tokens).key] += self._confidence(traces[k])
         total, answered = sum(totals.values()), [w for key, w in totals.items() if key is not None]
         return total > 0 and bool(answered) and max(answered) / total >= self.tau
