@@ -70,7 +70,8 @@ class DeepConf(Strategy):
     tail: int = field(default=64, metadata={"help": "measure=tail: the last tokens it averages"})
     top_k: int = field(default=5, metadata={"help": "top log-probabilities per token (vLLM allows 20)"})
     warmup: int = field(default=4, metadata={"help": "online: whole traces that fix the threshold"})
-    tau: float = field(default=0.95, metadata={"help": "online: the vote share (of at least two finished traces) at which a question stops drawing"})
+    tau: float = field(default=0.95, metadata={"help": "online: the vote share, among at least two finished traces, "
+                                                        "at which a question stops drawing"})
     chunk: int = field(default=64, metadata={"help": "online: tokens per round between confidence checks"})
 
     def __post_init__(self):
