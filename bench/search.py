@@ -4,7 +4,9 @@ Runs best-of-N (N=16) and beam search (N=16, M=4) with the arithmetic process
 verifier on the first 30 GSM8K test questions, in one process, with the prefix
 cache reset before each run so neither inherits the other's cache. Prints
 (a) the wall-time ratio beam / best-of-N, (b) the share of beam search's prompt
-tokens served from the prefix cache, (c) accuracy and tokens of both. Usage:
+tokens served from the prefix cache, (c) accuracy and tokens of both, (d) the share of the wall time
+the engine spent in its steps (the rest it waited for work: the strategy's own Python, or the tail
+of a run) and its mean batch. Usage:
 
     .venv/bin/python bench/search.py [--questions 30] [--n 16] [--width 4] [--strategy beam_search] [--delimiter '\n']
 """
@@ -33,9 +35,12 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict:
     gen.llm.reset_prefix_cache()
+    loop = gen.loop
+    steps, busy, stepped = loop.steps, loop.busy_seconds, loop.stepped_sequences
     start = time.perf_counter()
     results = strategy.solve(tasks, ctx)
     seconds = time.perf_counter() - start
+    steps, busy, stepped = loop.steps - steps, loop.busy_seconds - busy, loop.stepped_sequences - stepped
     total = Ledger.total(r.ledger for r in results)
     return {
         "strategy": strategy.describe(),
@@ -47,6 +52,10 @@ def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict
         "cache_share": total.cached_prompt_tokens / (total.prompt_tokens or 1),
         "generate_calls": max(r.ledger.generate_calls for r in results),
         "completion_tok_per_s": round(total.completion_tokens / seconds, 1),
+        # Where the rest of the wall time goes: the engine idle (waiting for the strategy's threads).
+        "engine_steps": steps,
+        "engine_busy_share": round(busy / seconds, 3),
+        "mean_batch": round(stepped / (steps or 1), 1),
     }
 
 
@@ -78,6 +87,9 @@ def main() -> int:
     for row in (baseline, search):
         print(f"  (c) {row['strategy']['strategy']:18s} accuracy {row['accuracy']:.1%}  completion tokens "
               f"{row['completion_tokens']:,}  prompt tokens {row['prompt_tokens']:,}  generate calls {row['generate_calls']}")
+    for row in (baseline, search):
+        print(f"  (d) {row['strategy']['strategy']:18s} engine busy {row['engine_busy_share']:.1%} of the wall time, "
+              f"{row['engine_steps']:,} steps, {row['mean_batch']} sequences a step on average")
     gen.close()
     return 0
 

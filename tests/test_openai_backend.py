@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -340,3 +342,59 @@ def test_a_malformed_stream_is_retried_then_named():
         assert _OddChunks.tries == 2
     finally:
         odd.shutdown()
+
+
+class _Silent(BaseHTTPRequestHandler):
+    """A real server on loopback that takes a request and sends nothing (a long prefill, a full queue),
+    counting the connections open now and those the client has closed."""
+
+    open = closed = 0
+    lock = threading.Lock()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        with self.lock:
+            type(self).open += 1
+        try:
+            while True:  # until the client goes: its socket turns readable with nothing to read
+                ready, _, _ = select.select([self.connection], [], [], 0.05)
+                if ready and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                    break
+        finally:
+            with self.lock:
+                type(self).open -= 1
+                type(self).closed += 1
+
+    def log_message(self, *args):
+        pass
+
+
+def test_samples_in_flight_are_tasks_and_an_abort_closes_a_silent_connection_at_once():
+    silent = ThreadingHTTPServer(("127.0.0.1", 0), _Silent)
+    silent.daemon_threads = True
+    threading.Thread(target=silent.serve_forever, daemon=True).start()
+    def backend_threads() -> int:  # other tests' generators may be open beside this one
+        return sum(t.name.startswith("testtime-http") for t in threading.enumerate())
+
+    threads_before = backend_threads()
+    try:
+        with OpenAIGenerator(f"http://127.0.0.1:{silent.server_port}/v1", "m", concurrency=40) as gen:
+            [stream] = gen.submit_all([GenerationRequest(PROMPT, n=50, params=SamplingParams(max_tokens=4))])
+            deadline = time.monotonic() + 30
+            while _Silent.open < 40 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.3)  # had the cap let more through, they would be open by now
+            assert _Silent.open == 40  # concurrency caps the samples in flight
+            # ...and they are tasks on one event loop, not a thread each.
+            assert backend_threads() == threads_before + 1
+            stopped = time.monotonic()
+            stream.abort()
+            assert stream.wait(1.0), "an aborted request over a silent connection did not end within 1 s"
+            while _Silent.open and time.monotonic() - stopped < 1.0:
+                time.sleep(0.02)
+            assert _Silent.open == 0 and _Silent.closed == 40  # the server saw every connection go, at once
+            completions = stream.result().completions
+            assert [c.finish_reason for c in completions] == ["abort"] * 50
+            assert all(c.token_count == 0 and c.text == "" for c in completions)
+    finally:
+        silent.shutdown()

@@ -5,10 +5,11 @@ run with a clear error instead of a hang.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -43,20 +44,42 @@ def call_with_retries(
     rng: random.Random | None = None,
 ) -> T:
     """``call()``, tried again on retriable faults; raises ``UpstreamError`` naming ``what`` when they persist."""
-    rng = rng or random.Random()
-    started = time.monotonic()
+    rng, started = rng or random.Random(), time.monotonic()
     for attempt in range(policy.attempts):
         try:
             return call()
         except Exception as exc:
-            if not retriable(exc):
-                raise
-            elapsed = time.monotonic() - started
-            pause = policy.delay(attempt, rng)
-            if attempt + 1 == policy.attempts or elapsed + pause >= policy.deadline:
-                raise UpstreamError(
-                    f"{what} failed {attempt + 1} times over {elapsed:.1f} s; last error: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            time.sleep(pause)
+            time.sleep(_pause_or_raise(exc, attempt, started, policy, retriable, what, rng))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def call_with_retries_async(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    retriable: Callable[[BaseException], bool],
+    what: str,
+    rng: random.Random | None = None,
+) -> T:
+    """``await call()`` under the same policy. Cancellation is never retried: it ends the call at once."""
+    rng, started = rng or random.Random(), time.monotonic()
+    for attempt in range(policy.attempts):
+        try:
+            return await call()
+        except Exception as exc:
+            await asyncio.sleep(_pause_or_raise(exc, attempt, started, policy, retriable, what, rng))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _pause_or_raise(exc: Exception, attempt: int, started: float, policy: RetryPolicy,
+                    retriable: Callable[[BaseException], bool], what: str, rng: random.Random) -> float:
+    """The pause before the next try, or the fault raised (not retriable) or named (tries or time spent)."""
+    if not retriable(exc):
+        raise exc
+    elapsed = time.monotonic() - started
+    pause = policy.delay(attempt, rng)
+    if attempt + 1 == policy.attempts or elapsed + pause >= policy.deadline:
+        raise UpstreamError(
+            f"{what} failed {attempt + 1} times over {elapsed:.1f} s; last error: {type(exc).__name__}: {exc}"
+        ) from exc
+    return pause

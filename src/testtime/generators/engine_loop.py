@@ -26,6 +26,8 @@ class EngineLoop:
     def __init__(self, engine, tokenizer=None):
         self.engine, self.tokenizer = engine, tokenizer
         self.steps = 0  # engine steps taken: the engine's own counter
+        self.busy_seconds = 0.0  # wall time inside engine steps: the rest of a run the engine waited for work
+        self.stepped_sequences = 0  # sequences advanced, summed over steps: over ``steps``, the mean batch
         self._lock = threading.Condition()
         self._added: list[tuple[Stream, list]] = []
         self._aborts: list[str] = []
@@ -109,6 +111,8 @@ class EngineLoop:
         outputs = self.engine.step()
         elapsed = time.perf_counter() - start
         self.steps += 1
+        self.busy_seconds += elapsed
+        self.stepped_sequences += len(outputs)
         work = []
         for out in outputs:
             if (entry := self._live.get(out.request_id)) is None:

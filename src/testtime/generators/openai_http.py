@@ -7,18 +7,20 @@ connection is closed at its next token and the server aborts it. ``stream=False`
 ``GenerationRequest`` with ``n``; a server that ignores ``n`` gets follow-up requests until every
 request has its n completions.
 
-Requests run concurrently up to ``concurrency`` (streamed: samples), each with a timeout and
-retried under a ``RetryPolicy`` (exponential backoff with jitter) on connection errors, timeouts,
+Every request is a task on the backend's own event loop (one thread, the async ``openai`` client), up
+to ``concurrency`` at once (streamed: samples), so hundreds of samples are in flight without a thread
+each, and stopping one cancels its task at once: its connection closes even while the server has sent
+nothing yet (a long prefill, a queue). Each request has a timeout and is retried under a ``RetryPolicy`` (exponential backoff with jitter) on connection errors, timeouts,
 408/409/429, 5xx and malformed responses (a stream that breaks off is drawn again from its start);
 a server that stays down raises ``UpstreamError`` after a bounded time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from testtime.generators.base import (
@@ -31,7 +33,7 @@ from testtime.generators.base import (
     merge_logprob,
 )
 from testtime.generators.streams import Stream
-from testtime.retry import RetryPolicy, call_with_retries
+from testtime.retry import RetryPolicy, call_with_retries_async
 
 
 class MalformedResponse(ValueError):
@@ -47,7 +49,7 @@ class OpenAIGenerator(Generator):
         model: str,
         *,
         api_key: str = "EMPTY",
-        concurrency: int = 64,
+        concurrency: int = 256,
         retry: RetryPolicy = RetryPolicy(),
         parameter_count: int = 0,
         vllm_extensions: bool = True,
@@ -55,8 +57,10 @@ class OpenAIGenerator(Generator):
     ):
         import openai
 
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         # Retries are ours (RetryPolicy), so that malformed bodies are retried too and time stays bounded.
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=retry.timeout, max_retries=0)
+        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=retry.timeout, max_retries=0)
         self.base_url = base_url
         self.retry = retry
         self.model = model
@@ -64,9 +68,12 @@ class OpenAIGenerator(Generator):
         self.parameter_count = parameter_count
         # vLLM and SGLang accept extra fields to keep stop strings and to continue an assistant turn.
         self.vllm_extensions = vllm_extensions
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="testtime-http")
         self.streams = stream
-        self._samples = _Live()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="testtime-http", daemon=True)
+        self._thread.start()
+        self._slots = asyncio.Semaphore(concurrency)  # bound to the loop at first use, on its thread
+        self._samples = _InFlight(self._loop)
         self._ids = itertools.count()
 
     def submit_all(self, requests: Sequence[GenerationRequest], on_updates=None) -> list[Stream]:
@@ -80,41 +87,49 @@ class OpenAIGenerator(Generator):
             stream._ids = [f"http-{next(self._ids)}" for _ in range(request.n)]
             self._samples.add(stream._ids)
             streams.append(stream)
-        for i, stream in enumerate(streams):
-            for index in range(stream.request.n):
-                self._pool.submit(self._stream_sample, i, stream, index)
+        starts = [(stream._ids[index], self._stream_sample(i, stream, index), self._settler(stream, index))
+                  for i, stream in enumerate(streams) for index in range(stream.request.n)]
+        self._loop.call_soon_threadsafe(self._samples.start, starts)
         return streams
 
-    def _stream_sample(self, i: int, stream: Stream, index: int) -> None:
-        sample_id = stream._ids[index]
-        try:
-            if not self._samples.stopping(sample_id):
-                call_with_retries(lambda: self._read_stream(i, stream, index), self.retry, retriable=_retriable,
-                                  what=f"request {i} (sample {index}) to {self.base_url}")
-        except BaseException as exc:  # its request fails; the other requests go on
-            self._samples.abort(stream._ids)
-            stream._fail(exc)
-            return
-        finally:
-            self._samples.forget(sample_id)
-        stream._finish_sample(index, ABORTED)  # the reason its stream gave, where it gave one
+    async def _stream_sample(self, i: int, stream: Stream, index: int) -> None:
+        async def attempt():  # a slot a try: a sample waiting to retry leaves its slot to others
+            async with self._slots:
+                if not self._samples.stopping(stream._ids[index]):
+                    await self._read_stream(i, stream, index)
 
-    def _read_stream(self, i: int, stream: Stream, index: int) -> None:
+        await call_with_retries_async(attempt, self.retry, retriable=_retriable,
+                                      what=f"request {i} (sample {index}) to {self.base_url}")
+
+    @staticmethod
+    def _settler(stream: Stream, index: int):
+        """What ends sample ``index`` once its task is done: a fault fails its request (the other requests
+        go on); an end or a cancellation (an abort) finishes the sample with what it wrote."""
+        def settle(task: asyncio.Task) -> None:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                stream.abort()
+                stream._fail(error)
+            else:
+                stream._finish_sample(index, ABORTED)  # the reason its stream gave, where it gave one
+        return settle
+
+    async def _read_stream(self, i: int, stream: Stream, index: int) -> None:
         """One try: the sample drawn from its start (a watcher sees a retried sample begin again), stopped
-        at the token after an abort."""
+        at the token after an abort (its task is cancelled too, for a server that sends nothing yet)."""
         sample, sample_id = stream.samples[index], stream._ids[index]
         sample.parts, sample.token_count, sample.finish_reason = [], 0, None
         if sample.tops is not None:
             sample.tops = []
         seed = stream.request.params.seed
-        response = self._call(i, stream.request, 1, seed=None if seed is None else seed + index, stream=True)
+        response = await self._call(i, stream.request, 1, seed=None if seed is None else seed + index, stream=True)
         try:
-            for chunk in response:
-                if self._samples.stopping(sample_id):
+            async for chunk in response:
+                if self._samples.stopping(sample_id):  # chunks already read arrive without a pause to cancel in
                     return
                 self._take_chunk(stream, index, chunk)
         finally:
-            response.close()  # before the end: the server sees the connection go and aborts the sample
+            await response.close()  # before the end: the server sees the connection go and aborts the sample
         if sample.finish_reason is None and not self._samples.stopping(sample_id):
             raise MalformedResponse(f"request {i}: the stream ended before its sample did")
 
@@ -151,18 +166,28 @@ class OpenAIGenerator(Generator):
             stream._notify(index)
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        futures = [self._pool.submit(self._one, i, r) for i, r in enumerate(requests)]
-        return [f.result() for f in futures]
+        return asyncio.run_coroutine_threadsafe(self._all(requests), self._loop).result()
 
-    def _one(self, index: int, request: GenerationRequest) -> GenerationResult:
+    async def _all(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        tasks = [asyncio.ensure_future(self._one(i, r)) for i, r in enumerate(requests)]
+        try:
+            return await asyncio.gather(*tasks)
+        finally:  # one failed: the others stop costing the server
+            for task in tasks:
+                task.cancel()
+
+    async def _one(self, index: int, request: GenerationRequest) -> GenerationResult:
         completions: list[Completion] = []
         prompt_tokens = cached = 0
         while len(completions) < request.n:
             want = request.n - len(completions)
-            batch, usage = call_with_retries(
-                lambda: self._call(index, request, want), self.retry, retriable=_retriable,
-                what=f"request {index} to {self.base_url}",
-            )
+
+            async def call():
+                async with self._slots:
+                    return await self._call(index, request, want)
+
+            batch, usage = await call_with_retries_async(call, self.retry, retriable=_retriable,
+                                                         what=f"request {index} to {self.base_url}")
             completions.extend(batch[:want])
             # The prompt is paid for once per HTTP request.
             prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
@@ -170,7 +195,7 @@ class OpenAIGenerator(Generator):
             cached += int(getattr(details, "cached_tokens", 0) or 0)
         return GenerationResult(tuple(completions), prompt_tokens, cached)
 
-    def _call(self, index: int, request: GenerationRequest, n: int, seed: int | None = None, stream: bool = False):
+    async def _call(self, index: int, request: GenerationRequest, n: int, seed: int | None = None, stream: bool = False):
         import openai
 
         p = request.params
@@ -189,7 +214,7 @@ class OpenAIGenerator(Generator):
             logprob_args.update(stream=True, stream_options={
                 "include_usage": True, **({"continuous_usage_stats": True} if self.vllm_extensions else {})})
         try:
-            response = self.client.chat.completions.create(
+            response = await self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,
                 n=n,
@@ -221,15 +246,26 @@ class OpenAIGenerator(Generator):
         return batch, usage
 
     def close(self) -> None:
-        self._samples.abort_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self.client.close()
+        """Stop every sample in flight, close the connections, end the event loop's thread."""
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop).result(timeout=60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=60)
+        self._loop.close()
+
+    async def _shut_down(self) -> None:
+        await asyncio.gather(*self._samples.cancel_all(), return_exceptions=True)
+        await self.client.close()
 
 
-class _Live:
-    """The HTTP backend's samples in flight, and those of them to stop (each read at its next token)."""
+class _InFlight:
+    """The HTTP backend's samples in flight, each a task on the backend's event loop, and those of them
+    to stop: a stopped sample is read no further (from any thread, at once) and its task is cancelled."""
 
-    def __init__(self):
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._tasks: dict[str, asyncio.Task] = {}  # touched on the loop's thread only
         self._live: set[str] = set()
         self._stopping: set[str] = set()
         self._lock = threading.Lock()
@@ -238,15 +274,35 @@ class _Live:
         with self._lock:
             self._live.update(sample_ids)
 
+    def start(self, starts) -> None:
+        """On the loop: one task per ``(sample id, coroutine, settle)``; ``settle(task)`` runs once it is done."""
+        for sample_id, coroutine, settle in starts:
+            task = self._loop.create_task(coroutine)
+            task.add_done_callback(settle)
+            task.add_done_callback(lambda _, sample_id=sample_id: self._forget(sample_id))
+            self._tasks[sample_id] = task
+
     def abort(self, sample_ids) -> None:
         with self._lock:
-            self._stopping.update(set(sample_ids) & self._live)
+            wanted = set(sample_ids) & self._live
+            self._stopping |= wanted
+        if wanted and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._cancel, wanted)
 
-    def abort_all(self) -> None:
-        with self._lock:
-            self._stopping |= self._live
+    def _cancel(self, sample_ids) -> None:
+        for sample_id in sample_ids:
+            if sample_id in self._tasks:
+                self._tasks[sample_id].cancel()
 
-    def forget(self, sample_id: str) -> None:
+    def cancel_all(self) -> list[asyncio.Task]:
+        """On the loop: cancel every task; those cancelled, to wait for."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    def _forget(self, sample_id: str) -> None:
+        self._tasks.pop(sample_id, None)
         with self._lock:
             self._live.discard(sample_id)
             self._stopping.discard(sample_id)

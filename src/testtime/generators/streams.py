@@ -37,7 +37,7 @@ class Sample:
 
 
 # Called as sample ``index`` gains tokens or ends, on the backend's thread (the engine loop's, or the HTTP
-# reader's of that sample: one call at a time per stream); it must be quick, and may call ``stream.abort``.
+# backend's event loop: one call at a time per stream); it must be quick, and may call ``stream.abort``.
 OnUpdate = Callable[["Stream", int], None]
 
 
@@ -68,8 +68,8 @@ class Stream:
         return self._done.wait(timeout)
 
     def abort(self, index: int | None = None) -> None:
-        """Stop one sample (or all of them): before the engine's next step, or at an HTTP stream's next
-        token. What it wrote is kept."""
+        """Stop one sample (or all of them): before the engine's next step, or at once over HTTP (its
+        connection is closed). What it wrote is kept."""
         wanted = range(len(self.samples)) if index is None else (index,)
         self._aborts.abort([self._ids[k] for k in wanted if k < len(self._ids)])
 
