@@ -3,16 +3,17 @@
 Streamed (the default, ``stream=True``): every sample is its own streamed request (seeded
 ``seed + index``, as vLLM seeds the samples of one request with ``n``), so that many callers' samples
 join the server's running batch as they are issued and one sample can be stopped alone: its
-connection is closed at its next token and the server aborts it. ``stream=False``: one request per
+connection is closed and the server aborts it. ``stream=False``: one request per
 ``GenerationRequest`` with ``n``; a server that ignores ``n`` gets follow-up requests until every
 request has its n completions.
 
 Every request is a task on the backend's own event loop (one thread, the async ``openai`` client), up
 to ``concurrency`` at once (streamed: samples), so hundreds of samples are in flight without a thread
 each, and stopping one cancels its task at once: its connection closes even while the server has sent
-nothing yet (a long prefill, a queue). Each request has a timeout and is retried under a ``RetryPolicy`` (exponential backoff with jitter) on connection errors, timeouts,
-408/409/429, 5xx and malformed responses (a stream that breaks off is drawn again from its start);
-a server that stays down raises ``UpstreamError`` after a bounded time.
+nothing yet (a long prefill, a queue). Each request has a timeout and is retried under a
+``RetryPolicy`` (exponential backoff with jitter) on connection errors, timeouts, 408/409/429, 5xx and
+malformed responses (a stream that breaks off is drawn again from its start); a server that stays
+down raises ``UpstreamError`` after a bounded time.
 """
 
 from __future__ import annotations
