@@ -6,7 +6,8 @@ cache reset before each run so neither inherits the other's cache. Prints
 (a) the wall-time ratio beam / best-of-N, (b) the share of beam search's prompt
 tokens served from the prefix cache, (c) accuracy and tokens of both, (d) the share of the wall time
 the engine spent in its steps (the rest it waited for work: the strategy's own Python, or the tail
-of a run) and its mean batch. Usage:
+of a run) and its mean batch, (e) the tokens the engine computed (every sample's prompt tokens outside
+the prefix cache, and the generated ones) and their ratio, beam / best-of-N. Usage:
 
     .venv/bin/python bench/search.py [--questions 30] [--n 16] [--width 4] [--strategy beam_search] [--delimiter '\n']
 """
@@ -37,11 +38,13 @@ def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict
     gen.llm.reset_prefix_cache()
     loop = gen.loop
     steps, busy, stepped = loop.steps, loop.busy_seconds, loop.stepped_sequences
+    prefilled, added = loop.prefilled_tokens, loop.added_samples
     start = time.perf_counter()
     results = strategy.solve(tasks, ctx)
     seconds = time.perf_counter() - start
     steps, busy, stepped = loop.steps - steps, loop.busy_seconds - busy, loop.stepped_sequences - stepped
     total = Ledger.total(r.ledger for r in results)
+    prefilled, added = loop.prefilled_tokens - prefilled, loop.added_samples - added
     return {
         "strategy": strategy.describe(),
         "seconds": round(seconds, 1),
@@ -56,6 +59,11 @@ def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict
         "engine_steps": steps,
         "engine_busy_share": round(busy / seconds, 3),
         "mean_batch": round(stepped / (steps or 1), 1),
+        # What the engine computed: every sample's uncached prompt tail (the ledger counts a request's
+        # prompt once, however many samples recompute its tail) and every generated token.
+        "engine_samples": added,
+        "engine_prefilled_tokens": prefilled,
+        "engine_tokens": prefilled + total.completion_tokens,
     }
 
 
@@ -90,6 +98,13 @@ def main() -> int:
     for row in (baseline, search):
         print(f"  (d) {row['strategy']['strategy']:18s} engine busy {row['engine_busy_share']:.1%} of the wall time, "
               f"{row['engine_steps']:,} steps, {row['mean_batch']} sequences a step on average")
+    for row in (baseline, search):
+        print(f"  (e) {row['strategy']['strategy']:18s} engine computed {row['engine_tokens']:,} tokens: "
+              f"{row['engine_prefilled_tokens']:,} prompt tokens outside the cache over {row['engine_samples']:,} "
+              f"samples ({row['engine_prefilled_tokens'] / (row['engine_samples'] or 1):.1f} each), "
+              f"{row['completion_tokens']:,} generated")
+    print(f"  (e) engine tokens {args.strategy} / best-of-{args.n}: "
+          f"{search['engine_tokens'] / baseline['engine_tokens']:.2f}")
     gen.close()
     return 0
 

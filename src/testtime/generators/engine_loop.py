@@ -28,6 +28,8 @@ class EngineLoop:
         self.steps = 0  # engine steps taken: the engine's own counter
         self.busy_seconds = 0.0  # wall time inside engine steps: the rest of a run the engine waited for work
         self.stepped_sequences = 0  # sequences advanced, summed over steps: over ``steps``, the mean batch
+        self.prefilled_tokens = 0  # prompt tokens computed, not served from the prefix cache, over every sample
+        self.added_samples = 0  # samples (engine requests) added
         self._lock = threading.Condition()
         self._added: list[tuple[Stream, list]] = []
         self._aborts: list[str] = []
@@ -95,6 +97,7 @@ class EngineLoop:
         for stream, (prompt, params) in added:
             for index, (request_id, p) in enumerate(zip(stream._ids, params)):
                 self._live[request_id] = (stream, index)
+                self.added_samples += 1
                 self.engine.add_request(request_id, prompt, p)
         live = [request_id for request_id in aborts if request_id in self._live]
         if live:
@@ -122,6 +125,7 @@ class EngineLoop:
                 entry[0].samples[entry[1]].started = True
                 cached = int(out.num_cached_tokens or 0)
                 tokens += len(out.prompt_token_ids or ()) - cached
+                self.prefilled_tokens += len(out.prompt_token_ids or ()) - cached
                 if entry[1] == 0:
                     entry[0].cached_prompt_tokens = cached
             work.append((entry, out, max(tokens, 1)))
