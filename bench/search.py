@@ -6,8 +6,9 @@ cache reset before each run so neither inherits the other's cache. Prints
 (a) the wall-time ratio beam / best-of-N, (b) the share of beam search's prompt
 tokens served from the prefix cache, (c) accuracy and tokens of both, (d) the share of the wall time
 the engine spent in its steps (the rest it waited for work: the strategy's own Python, or the tail
-of a run) and its mean batch, (e) the tokens the engine computed (every sample's prompt tokens outside
-the prefix cache, and the generated ones) and their ratio, beam / best-of-N. Usage:
+of a run), its mean batch, and the CPU time of this process (vLLM's engine core runs in its own),
+(e) the tokens the engine computed (every sample's prompt tokens outside the prefix cache, and the
+generated ones) and their ratio, beam / best-of-N. Usage:
 
     .venv/bin/python bench/search.py [--questions 30] [--n 16] [--width 4] [--strategy beam_search] [--delimiter '\n']
 """
@@ -18,6 +19,7 @@ import argparse
 import codecs
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -39,12 +41,14 @@ def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict
     loop = gen.loop
     steps, busy, stepped = loop.steps, loop.busy_seconds, loop.stepped_sequences
     prefilled, added = loop.prefilled_tokens, loop.added_samples
+    cpu = main_process_cpu_seconds()
     start = time.perf_counter()
     results = strategy.solve(tasks, ctx)
     seconds = time.perf_counter() - start
     steps, busy, stepped = loop.steps - steps, loop.busy_seconds - busy, loop.stepped_sequences - stepped
     total = Ledger.total(r.ledger for r in results)
     prefilled, added = loop.prefilled_tokens - prefilled, loop.added_samples - added
+    cpu = main_process_cpu_seconds() - cpu
     return {
         "strategy": strategy.describe(),
         "seconds": round(seconds, 1),
@@ -59,12 +63,20 @@ def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict
         "engine_steps": steps,
         "engine_busy_share": round(busy / seconds, 3),
         "mean_batch": round(stepped / (steps or 1), 1),
+        # vLLM's engine core is a process of its own: this is the strategy's threads, verifier, rendering
+        # and detokenizing, which share the machine's cores with it.
+        "main_process_cpu_seconds": round(cpu, 1),
         # What the engine computed: every sample's uncached prompt tail (the ledger counts a request's
         # prompt once, however many samples recompute its tail) and every generated token.
         "engine_samples": added,
         "engine_prefilled_tokens": prefilled,
         "engine_tokens": prefilled + total.completion_tokens,
     }
+
+
+def main_process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process's threads, not the engine core's process
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -97,7 +109,8 @@ def main() -> int:
               f"{row['completion_tokens']:,}  prompt tokens {row['prompt_tokens']:,}  generate calls {row['generate_calls']}")
     for row in (baseline, search):
         print(f"  (d) {row['strategy']['strategy']:18s} engine busy {row['engine_busy_share']:.1%} of the wall time, "
-              f"{row['engine_steps']:,} steps, {row['mean_batch']} sequences a step on average")
+              f"{row['engine_steps']:,} steps, {row['mean_batch']} sequences a step on average; "
+              f"this process (not the engine core's) used {row['main_process_cpu_seconds']} CPU seconds")
     for row in (baseline, search):
         print(f"  (e) {row['strategy']['strategy']:18s} engine computed {row['engine_tokens']:,} tokens: "
               f"{row['engine_prefilled_tokens']:,} prompt tokens outside the cache over {row['engine_samples']:,} "

@@ -85,6 +85,7 @@ def test_calls_from_many_threads_share_engine_steps(exact_engine, gsm8k_tasks):
                 for k in range(4)]
     loop = exact_engine.loop
     steps, stepped, busy = loop.steps, loop.stepped_sequences, loop.busy_seconds
+    added, prefilled = loop.added_samples, loop.prefilled_tokens
     results = [None] * 4
     threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, exact_engine.generate([requests[k]])))
                for k in range(4)]
@@ -97,6 +98,9 @@ def test_calls_from_many_threads_share_engine_steps(exact_engine, gsm8k_tasks):
     assert loop.steps - steps < 2 * 24
     # the loop's own counters say so too: each step advanced two sequences or more on average
     assert (loop.stepped_sequences - stepped) / (loop.steps - steps) >= 2 and loop.busy_seconds > busy
+    # one sample a request here, so the loop's per-sample prefill count is each request's uncached prompt
+    assert loop.added_samples - added == 4
+    assert loop.prefilled_tokens - prefilled == sum(r[0].prompt_tokens - r[0].cached_prompt_tokens for r in results) > 0
 
 
 def test_deepconf_online_aborts_a_trace_at_the_token_its_group_falls(exact_engine, gsm8k_tasks, monkeypatch):
