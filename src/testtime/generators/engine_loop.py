@@ -124,8 +124,9 @@ class EngineLoop:
             if not entry[0].samples[entry[1]].started:  # its first output: the prefill, with the cache hits
                 entry[0].samples[entry[1]].started = True
                 cached = int(out.num_cached_tokens or 0)
-                tokens += len(out.prompt_token_ids or ()) - cached
-                self.prefilled_tokens += len(out.prompt_token_ids or ()) - cached
+                uncached = len(out.prompt_token_ids or ()) - cached
+                tokens += uncached
+                self.prefilled_tokens += uncached
                 if entry[1] == 0:
                     entry[0].cached_prompt_tokens = cached
             work.append((entry, out, max(tokens, 1)))
