@@ -71,6 +71,7 @@ def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict
         "engine_samples": added,
         "engine_prefilled_tokens": prefilled,
         "engine_tokens": prefilled + total.completion_tokens,
+        "ledger_tokens": total.prompt_tokens - total.cached_prompt_tokens + total.completion_tokens,
     }
 
 
@@ -115,7 +116,8 @@ def main() -> int:
         print(f"  (e) {row['strategy']['strategy']:18s} engine computed {row['engine_tokens']:,} tokens: "
               f"{row['engine_prefilled_tokens']:,} prompt tokens outside the cache over {row['engine_samples']:,} "
               f"samples ({row['engine_prefilled_tokens'] / (row['engine_samples'] or 1):.1f} each), "
-              f"{row['completion_tokens']:,} generated")
+              f"{row['completion_tokens']:,} generated; the ledger, which counts a request's prompt once, says "
+              f"{row['ledger_tokens']:,} ({1 - row['ledger_tokens'] / (row['engine_tokens'] or 1):.0%} fewer)")
     print(f"  (e) engine tokens {args.strategy} / best-of-{args.n}: "
           f"{search['engine_tokens'] / baseline['engine_tokens']:.2f}")
     gen.close()
