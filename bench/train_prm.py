@@ -11,6 +11,7 @@ goes on from there, and a larger --questions labels only the new questions.
     .venv/bin/python bench/train_prm.py --stage train --layer 8 --layer 4   # one artifact per layer
     .venv/bin/python bench/train_prm.py --stage pool                        # GSM8K test pool of 16
     .venv/bin/python bench/train_prm.py --stage eval --layer 8              # verifier_eval.json
+    .venv/bin/python bench/train_prm.py --stage judge --judge-questions 40  # the 1.5B as LLM judge beside it
     .venv/bin/python bench/train_prm.py --stage ship --layer 8              # into the package
 """
 
@@ -44,9 +45,11 @@ def main() -> None:
     parser.add_argument("--layer", type=int, action="append", help="feature layer(s); repeat")
     parser.add_argument("--test-questions", type=int, default=200)
     parser.add_argument("--pool", type=int, default=16)
+    parser.add_argument("--judge", default="qwen2.5-coder-1.5b-instruct", help="--stage judge: the judging model")
+    parser.add_argument("--judge-questions", type=int, default=40, help="--stage judge: the pool's first N questions")
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path("runs/prm"))
-    parser.add_argument("--stage", choices=("label", "snapshot", "train", "pool", "eval", "ship"), required=True)
+    parser.add_argument("--stage", choices=("label", "snapshot", "train", "pool", "eval", "judge", "ship"), required=True)
     a = parser.parse_args()
     layers = a.layer or [8]
     label = ["train-prm", "--model", a.model, "--dataset", "gsm8k-train", "--data-root", str(a.data_root),
@@ -82,6 +85,11 @@ def main() -> None:
             subprocess.run(TESTTIME + ["eval-verifier", str(pool), "--artifact", str(artifact),
                                        "--max-n", str(a.pool)], check=True)
             shutil.copy(pool / "verifier_eval.json", a.out / f"verifier_eval-layer{layer}.json")
+    elif a.stage == "judge":  # the judge reads every candidate whole: a subset of the pool, on a CPU
+        restore(pool, f"prm-test-pool-{a.model}")
+        subprocess.run(TESTTIME + ["eval-verifier", str(pool), "--judge", a.judge, "--limit", str(a.judge_questions),
+                                   "--max-n", str(a.pool)], check=True)
+        shutil.copy(pool / "verifier_eval.json", a.out / f"verifier_eval-judge-{a.judge_questions}.json")
     elif a.stage == "ship":  # the artifact becomes the package's default `prm` / `orm`
         shipped = REPO / "src" / "testtime" / "data" / "verifiers" / f"{a.model}-gsm8k"
         shutil.rmtree(shipped, ignore_errors=True)

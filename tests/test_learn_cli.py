@@ -68,9 +68,15 @@ def test_eval_verifier_on_the_demo_pool(demo_run, on_engine):
     assert 0 <= result["step_auroc"]["prm"] <= 1 and result["heldout_steps"] > 0
     assert result["artifact"].endswith("smollm2-135m-instruct-gsm8k")
     assert set(result["outcome_auroc"]) == set(result["scores"][0]) - {"id"}
+    assert result["outcome_auroc"]["prm (last)"]["minus_base"] is None  # the base: the PRM's default
+    orm = result["outcome_auroc"]["orm"]
+    if orm["ci95"]:  # 16 candidates of a 135M model: a resample may hold one class only
+        assert orm["ci95"][0] <= orm["auroc"] <= orm["ci95"][1] and "separated" in orm["minus_base"]
     pairs = result["comparisons"]["prm (product)"]
     assert [(p["a"], p["b"]) for p in pairs][-1] == ("majority @4", "one sample")
     assert all(p["ci95"][0] <= p["difference"] <= p["ci95"][1] for p in pairs)
+    # Every other aggregation is paired against the one `--verifier prm` uses by default, the last step's.
+    assert {p["b"] for p in result["aggregations"]} == {"weighted vote by prm (last) @4", "best-of-N by prm (last) @4"}
 
 
 def test_eval_verifier_errors_name_the_problem(tmp_path, demo_run, on_engine):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from testtime.analysis.verifier_eval import (PoolQuestion, aggregation_comparisons, auroc, best_of_n_accuracy,
-                                             best_of_n_table, comparisons, outcome_auroc)
+                                             best_of_n_table, comparisons, outcome_auroc,
+                                             outcome_auroc_intervals)
 from testtime.heads.artifact import ArtifactError, HeadArtifact
 from testtime.heads.features import FeatureSpec
 from testtime.heads.head import ALPHAS, choose_alpha, fit_value_head
@@ -107,7 +108,7 @@ def test_each_aggregation_is_paired_against_the_product():
     product, last = [1.0] * 10 + [0.0] * 20, [1.0] * 25 + [0.0] * 5
     at_16 = {"majority": product, "weighted vote by prm (product)": product, "best-of-N by prm (product)": product,
              "weighted vote by prm (last)": last, "best-of-N by prm (last)": product, "weighted vote by orm": last}
-    rows = aggregation_comparisons({1: {"majority": product}, 16: at_16})
+    rows = aggregation_comparisons({1: {"majority": product}, 16: at_16}, base="prm (product)")
     assert [(r["a"], r["b"]) for r in rows] == [
         ("weighted vote by prm (last) @16", "weighted vote by prm (product) @16"),
         ("best-of-N by prm (last) @16", "best-of-N by prm (product) @16")]
@@ -119,6 +120,25 @@ def test_outcome_auroc_ranks_candidates_over_the_whole_pool():
                  PoolQuestion("b", ["3", "4"], [False, True], {"v": [0.5, 0.4]})]
     # Positives 0.9, 0.4; negatives 0.1, 0.5: 3 of 4 pairs ordered right.
     assert outcome_auroc(questions) == {"v": 0.75}
+
+
+def test_outcome_auroc_intervals_pair_every_score_with_the_base():
+    rng = np.random.default_rng(1)
+    questions = []
+    for i in range(60):
+        correct = [bool(x) for x in rng.integers(0, 2, 6)]
+        questions.append(PoolQuestion(f"q{i}", ["1"] * 6, correct, {
+            "perfect": [float(c) for c in correct],
+            "noise": list(rng.random(6)),
+            "noisy copy": [float(c) + rng.normal(0, 0.7) for c in correct]}))
+    rows = outcome_auroc_intervals(questions, base="perfect", resamples=300)
+    assert rows["perfect"]["auroc"] == 1.0 and rows["perfect"]["minus_base"] is None
+    for name in ("noise", "noisy copy"):
+        low, high = rows[name]["ci95"]
+        assert low <= rows[name]["auroc"] <= high
+        assert rows[name]["minus_base"]["separated"] and rows[name]["minus_base"]["difference"] < 0
+    assert rows["noise"]["ci95"][0] < 0.5 < rows["noise"]["ci95"][1]  # chance: the interval holds 0.5
+    assert rows["noisy copy"]["ci95"][0] > 0.6
 
 
 def test_heldout_split_is_stable_and_near_its_share():

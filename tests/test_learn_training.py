@@ -81,6 +81,8 @@ def test_training_on_a_small_labelled_set_learns_the_rule_and_serves_as_verifier
     assert [len(s.scores) for s in scored] == [2, 2] and scored[0].tokens > 0
     assert scored[1].scores[1] < scored[0].scores[1]
     assert prm.score([good, bad]) == [min(scored[0].scores), min(scored[1].scores)]
+    # By default a trained PRM scores a solution by its last step: a step's value is its prefix's.
+    assert Verifier.create("prm", artifact=folder).score([good, bad]) == [s.scores[-1] for s in scored]
     assert orm.score([good])[0] > orm.score([bad])[0]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from testtime.analysis.estimators import bootstrap_interval, pass_at_k, replay, sample_orders
-from testtime.analysis.paired import paired_difference
+from testtime.analysis.paired import Difference, paired_difference
 from testtime.answers import answers_match, normalize_answer
 from testtime.selection import Candidate
 
@@ -122,7 +122,7 @@ def comparisons(values_by_n: dict[int, dict[str, list[float]]], verifier: str, s
     return _paired_at_largest_n(values_by_n, pairs, seed)
 
 
-def aggregation_comparisons(values_by_n: dict[int, dict[str, list[float]]], base: str = "prm (product)",
+def aggregation_comparisons(values_by_n: dict[int, dict[str, list[float]]], base: str,
                             seed: int = 0) -> list[dict]:
     """Each other aggregation of the PRM against ``base`` at the largest N, as a weighted vote and as
     best-of-N: which aggregation a PRM should default to, on these questions."""
@@ -151,6 +151,40 @@ def outcome_auroc(questions: Sequence[PoolQuestion]) -> dict[str, float | None]:
     names = sorted({name for q in questions for name in q.scores})
     return {name: auroc([s for q in questions for s in q.scores[name]], [c for q in questions for c in q.correct])
             for name in names}
+
+
+def outcome_auroc_intervals(questions: Sequence[PoolQuestion], base: str, resamples: int = 1000,
+                            seed: int = 0) -> dict[str, dict]:
+    """Per score: 95 % interval of its outcome AUROC, and its difference from ``base``'s with a paired
+    interval. Bootstrap over questions: a resample takes a question's candidates whole, for every score
+    alike, so what the scores share about a question cancels in the difference."""
+    names = sorted({name for q in questions for name in q.scores})
+    scores = {name: [np.asarray(q.scores[name], dtype=float) for q in questions] for name in names}
+    correct = [np.asarray(q.correct, dtype=bool) for q in questions]
+    point = outcome_auroc(questions)
+    draws = np.full((resamples, len(names)), np.nan)
+    rng = np.random.default_rng(seed)
+    for r in range(resamples):
+        pick = rng.integers(0, len(questions), len(questions))
+        positive = np.concatenate([correct[i] for i in pick])
+        for j, name in enumerate(names):
+            value = auroc(np.concatenate([scores[name][i] for i in pick]), positive)
+            draws[r, j] = np.nan if value is None else value
+    draws = draws[~np.isnan(draws).any(axis=1)]  # resamples with one class only say nothing
+    out = {}
+    for j, name in enumerate(names):
+        if point[name] is None or not len(draws):
+            out[name] = {"auroc": point[name], "ci95": None, "minus_base": None}
+            continue
+        low, high = np.quantile(draws[:, j], [0.025, 0.975])
+        row = {"auroc": point[name], "ci95": [float(low), float(high)], "minus_base": None}
+        if name != base and point.get(base) is not None:
+            diff = draws[:, j] - draws[:, names.index(base)]
+            d_low, d_high = np.quantile(diff, [0.025, 0.975])
+            row["minus_base"] = Difference(point[name] - point[base], float(d_low), float(d_high),
+                                           len(questions)).to_dict()
+        out[name] = row
+    return out
 
 
 def heldout_step_auroc(records: Sequence[dict], verifier, delimiter: str) -> float | None:

@@ -147,7 +147,7 @@ def eval_verifier(
 
     from testtime.analysis.paired import Difference
     from testtime.analysis.verifier_eval import (aggregation_comparisons, best_of_n_table, budgets_up_to, comparisons,
-                                                 heldout_step_auroc, outcome_auroc, pool_questions, score_pool)
+                                                 heldout_step_auroc, outcome_auroc_intervals, pool_questions, score_pool)
     from testtime.heads.artifact import HeadArtifact, resolve_artifact, shipped_artifact
     from testtime.verifiers import Verifier
 
@@ -194,14 +194,16 @@ def eval_verifier(
         judged.close()
     rows, values_by_n = best_of_n_table(questions, budgets_up_to(max_n), seed=seed)
     _print_best_of_n(rows, len(lines), size)
-    outcome = outcome_auroc(questions)
-    console.print(f"outcome AUROC (a candidate's score against its correctness, all {len(lines) * size} candidates):")
-    for name, value in outcome.items():
-        console.print(f"  {name}: {'n/a' if value is None else f'{value:.3f}'}")
+    default = f"prm ({prm.aggregation.value})"  # `--verifier prm` as a user gets it, against the others
+    outcome = outcome_auroc_intervals(questions, base=default, seed=seed)
+    console.print(f"outcome AUROC (a candidate's score against its correctness, all {len(lines) * size} candidates; "
+                  f"95% CI by a bootstrap over questions, and each score against {default}, paired):")
+    for name, row in outcome.items():
+        console.print(f"  {name}: {_auroc_line(row, default)}")
     paired = {name: comparisons(values_by_n, name, seed=seed) for name in sorted(questions[0].scores)}
     console.print("paired differences on the same questions (95% bootstrap CI):")
-    aggregations = aggregation_comparisons(values_by_n, seed=seed)
-    for row in paired.get("prm (product)", []) + paired.get("orm", [])[:2] + aggregations:
+    aggregations = aggregation_comparisons(values_by_n, base=default, seed=seed)
+    for row in paired.get(default, []) + paired.get("orm", [])[:2] + aggregations:
         console.print(f"  {Difference.from_dict(row).describe(row['a'], row['b'])}")
     result = {"artifact": str(folder), "pool_run": str(pool_run), "questions": len(lines), "pool_size": size,
               "heldout_steps": held_steps, "heldout_questions": len(held_records), "step_auroc": step_auroc,
@@ -211,6 +213,20 @@ def eval_verifier(
     path = store.write_derived("verifier_eval.json", json.dumps(result, indent=1) + "\n")
     console.print(f"wrote {path}")
     store.close()
+
+
+def _auroc_line(row: dict, base: str) -> str:
+    """'0.770 (0.741 to 0.797); - prm (last): +0.021 (+0.004 to +0.039), separated'."""
+    from testtime.analysis.paired import Difference
+
+    if row["auroc"] is None:
+        return "n/a (one class only)"
+    text = f"{row['auroc']:.3f}" + (f" ({row['ci95'][0]:.3f} to {row['ci95'][1]:.3f})" if row["ci95"] else "")
+    if row["minus_base"]:
+        d = Difference.from_dict(row["minus_base"])
+        text += (f"; - {base}: {d.difference:+.3f} ({d.low:+.3f} to {d.high:+.3f}), "
+                 f"{'separated' if d.separated else 'not separated'}")
+    return text
 
 
 def _print_best_of_n(rows: list[dict], questions: int, size: int) -> None:

@@ -48,7 +48,7 @@ def run(
         None, help="the verifier's model: a PRM checkpoint folder (hf_prm), an artifact folder (prm, orm), a URL (served)"),
     verifier_option: list[str] = typer.Option(
         [], help="a verifier setting NAME=VALUE, e.g. format=qwen25_math_prm (hf_prm), protocol=vllm_pooling (served)"),
-    aggregation: Optional[str] = typer.Option(None, help="step-score aggregation: product (default), min, last, mean"),
+    aggregation: Optional[str] = typer.Option(None, help="step-score aggregation: product, min, last, mean (default: the verifier's own, 'last' for prm, else product)"),
     # Common strategy parameters as flags of their own: each is --param NAME=VALUE under the strategy's name.
     width: Optional[int] = typer.Option(None, help="search: children per expanded node (M)"),
     max_depth: Optional[int] = typer.Option(None, "--max-depth", "--depth", help="search: steps after which a path ends"),
@@ -209,7 +209,7 @@ def demo(
         for name in strategy:  # a misspelt strategy fails before the PRM's feature model loads
             Strategy.lookup(split_spec(name)[0])
         verifier_name = "prm" if shipped_artifact(model) else "arithmetic"
-        verifier = make_verifier(verifier_name, aggregation="product", policy=model)
+        verifier = make_verifier(verifier_name, policy=model)
         units = strategy_units(list(dict.fromkeys(strategy)), [search_budget], [seed], verifier,
                                texts=parse_assignments("--param", param), unused="ignore")
         asked = len(units)

@@ -59,13 +59,19 @@ class _HeadVerifier:
 
 
 class ValueHeadPRM(_HeadVerifier, ProcessVerifier):
-    """The trained PRM: P(a continuation reaches the right answer) at each step's end."""
+    """The trained PRM: P(a continuation reaches the right answer) at each step's end.
+
+    A step's score is already the value of its whole prefix (its Monte Carlo label is the chance that
+    the solution so far still ends right), so the last step's score is the solution's, as in Snell et
+    al. 2024; a product counts every earlier step again and punishes long solutions (README, "The
+    shipped PRMs": on the 0.5B's test pool the product's weighted vote is separated below the last's).
+    """
 
     name = "prm"
     model_parameter = "artifact"
     head_name = "prm"
 
-    def __init__(self, artifact: str | Path | None = None, aggregation: Aggregation | str = Aggregation.PRODUCT):
+    def __init__(self, artifact: str | Path | None = None, aggregation: Aggregation | str = Aggregation.LAST):
         super().__init__(aggregation)
         self._setup(artifact)
 
