@@ -8,16 +8,18 @@ goes on from there, and a larger --questions labels only the new questions.
 
     .venv/bin/python bench/train_prm.py --stage label --questions 320      # resumable
     .venv/bin/python bench/train_prm.py --stage snapshot                    # then commit bench/data/
-    .venv/bin/python bench/train_prm.py --stage train --layer 8 --layer 4   # one artifact per layer
+    .venv/bin/python bench/train_prm.py --stage train --layer 16 --layer 4  # one artifact per layer
     .venv/bin/python bench/train_prm.py --stage pool                        # GSM8K test pool of 16
-    .venv/bin/python bench/train_prm.py --stage eval --layer 8              # verifier_eval.json
+    .venv/bin/python bench/train_prm.py --stage eval --layer 16 --layer 4   # verifier_eval.json; layers paired
+    .venv/bin/python bench/train_prm.py --stage compare --layer 16 --layer 4  # the same pairing, from those files
     .venv/bin/python bench/train_prm.py --stage judge --judge-questions 40  # the 1.5B as LLM judge beside it
-    .venv/bin/python bench/train_prm.py --stage ship --layer 8              # into the package
+    .venv/bin/python bench/train_prm.py --stage ship --layer 16             # into the package
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,37 @@ def step(args: list[str], resume_if: Path) -> None:
     resume = ["--resume"] if resume_if.exists() else []
     print("$ testtime", " ".join(args + resume), flush=True)
     subprocess.run(TESTTIME + args + resume, check=True)
+
+
+def compare_layers(pool: Path, evals: dict[int, Path], top_n: int) -> None:
+    """The first layer's PRM and ORM against each other layer's, on the same pool questions: outcome
+    AUROC and the weighted vote and best-of-N at N = top_n, each a paired difference with its interval."""
+    from testtime.analysis.paired import paired_difference
+    from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, outcome_auroc_intervals,
+                                                 pool_questions)
+    from testtime.store import RunStore
+
+    store = RunStore(pool)
+    lines = next(ls for unit, ls in store.lines_by_unit() if unit.get("strategy") == "pool")
+    store.close()
+    scored = {layer: json.loads(path.read_text())["scores"] for layer, path in evals.items()}
+    first, *others = evals
+    for score in ("prm (last)", "orm"):
+        for other in others:
+            questions = pool_questions(lines[:len(scored[first])])
+            for q, a, b in zip(questions, scored[first], scored[other]):
+                assert q.id == a["id"] == b["id"], "the evaluations cover other questions"
+                q.scores = {f"layer {first}": a[score], f"layer {other}": b[score]}
+            auroc = outcome_auroc_intervals(questions, base=f"layer {other}")[f"layer {first}"]
+            d = auroc["minus_base"]
+            print(f"{score}, layer {first} against layer {other} on {len(questions)} questions: outcome AUROC "
+                  f"{auroc['auroc']:.3f} against {auroc['auroc'] - d['difference']:.3f}, difference "
+                  f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})", flush=True)
+            _, values = best_of_n_table(questions, budgets_up_to(top_n))
+            for how in ("weighted vote", "best-of-N"):
+                diff = paired_difference(values[top_n][f"{how} by layer {first}"],
+                                         values[top_n][f"{how} by layer {other}"])
+                print(f"  {how} @{top_n}: {diff.describe(f'layer {first}', f'layer {other}')}", flush=True)
 
 
 def main() -> None:
@@ -49,9 +82,9 @@ def main() -> None:
     parser.add_argument("--judge-questions", type=int, default=40, help="--stage judge: the pool's first N questions")
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path("runs/prm"))
-    parser.add_argument("--stage", choices=("label", "snapshot", "train", "pool", "eval", "judge", "ship"), required=True)
+    parser.add_argument("--stage", choices=("label", "snapshot", "train", "pool", "eval", "compare", "judge", "ship"), required=True)
     a = parser.parse_args()
-    layers = a.layer or [8]
+    layers = a.layer or [16]  # the shipped layer
     label = ["train-prm", "--model", a.model, "--dataset", "gsm8k-train", "--data-root", str(a.data_root),
              "--limit", str(a.questions), "--samples", str(a.samples), "--rollouts", str(a.rollouts),
              "--chunk-size", "32", "--out", str(a.out)]
@@ -78,13 +111,19 @@ def main() -> None:
         restore(pool, f"prm-test-pool-{a.model}")
         for layer in layers:
             artifact = a.out / f"artifact-layer{layer}"
-            if not artifact.exists():  # a fresh machine: the artifact shipped in the package, whatever its layer
+            if not artifact.exists():  # a fresh machine: the artifact shipped in the package, if of this layer
                 artifact = REPO / "src" / "testtime" / "data" / "verifiers" / f"{a.model}-gsm8k"
-                print(f"no {a.out / f'artifact-layer{layer}'} here: evaluating the shipped {artifact.name} "
-                      "(its own feature layer)", flush=True)
+                if json.loads((artifact / "artifact.json").read_text())["feature"]["layer"] != layer:
+                    sys.exit(f"no {a.out / f'artifact-layer{layer}'} here, and the shipped artifact is of another "
+                             f"layer: run --stage train --layer {layer} first")
+                print(f"no {a.out / f'artifact-layer{layer}'} here: evaluating the shipped {artifact.name}", flush=True)
             subprocess.run(TESTTIME + ["eval-verifier", str(pool), "--artifact", str(artifact),
                                        "--max-n", str(a.pool)], check=True)
             shutil.copy(pool / "verifier_eval.json", a.out / f"verifier_eval-layer{layer}.json")
+        if len(layers) > 1:
+            compare_layers(pool, {layer: a.out / f"verifier_eval-layer{layer}.json" for layer in layers}, a.pool)
+    elif a.stage == "compare":  # the evaluations already made, against each other
+        compare_layers(pool, {layer: a.out / f"verifier_eval-layer{layer}.json" for layer in layers}, a.pool)
     elif a.stage == "judge":  # the judge reads every candidate whole: a subset of the pool, on a CPU
         restore(pool, f"prm-test-pool-{a.model}")
         subprocess.run(TESTTIME + ["eval-verifier", str(pool), "--judge", a.judge, "--limit", str(a.judge_questions),
