@@ -39,8 +39,8 @@ def step(args: list[str], resume_if: Path) -> None:
 def compare_layers(pool: Path, evals: dict[int, Path], top_n: int) -> None:
     """The first layer's PRM and ORM against each other layer's, on the same pool questions: outcome
     AUROC and the weighted vote and best-of-N at N = top_n, each a paired difference with its interval."""
-    from testtime.analysis.paired import paired_difference
-    from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, outcome_auroc_intervals,
+    from testtime.analysis.paired import Difference, paired_difference
+    from testtime.analysis.verifier_eval import (best_of_n_table, budgets_up_to, comparisons, outcome_auroc_intervals,
                                                  pool_questions)
     from testtime.store import RunStore
 
@@ -61,6 +61,9 @@ def compare_layers(pool: Path, evals: dict[int, Path], top_n: int) -> None:
                   f"{auroc['auroc']:.3f} against {auroc['auroc'] - d['difference']:.3f}, difference "
                   f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})", flush=True)
             _, values = best_of_n_table(questions, budgets_up_to(top_n))
+            for n in sorted({8, top_n} & set(values)):  # the first layer against majority and one sample
+                for row in comparisons({1: values[1], n: values[n]}, f"layer {first}"):
+                    print(f"  {Difference.from_dict(row).describe(row['a'], row['b'])}", flush=True)
             for how in ("weighted vote", "best-of-N"):
                 diff = paired_difference(values[top_n][f"{how} by layer {first}"],
                                          values[top_n][f"{how} by layer {other}"])

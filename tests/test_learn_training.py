@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from testtime.heads.features import FeatureSpec, HiddenStates
+from testtime.heads.features import FeatureSpec, HiddenStates, default_layer
 from testtime.learn.train import train_heads
 from conftest import TEST_MODEL
 from testtime.verifiers import Aggregation, Solution, Verifier
@@ -42,6 +42,12 @@ def test_one_forward_pass_gives_every_steps_state_the_same_as_alone(states):
     with torch.no_grad():
         full = states.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
     assert np.allclose(full[ends].numpy(), together[0], atol=1e-4)
+
+
+def test_the_default_feature_layer_is_two_thirds_of_the_model():
+    # 16 of the 0.5B's 24 layers is what its shipped PRM was trained on; SmolLM2-135M has 30.
+    assert default_layer("qwen2.5-coder-0.5b-instruct") == 16
+    assert default_layer(TEST_MODEL) == 20
 
 
 def test_a_layer_outside_the_model_is_refused():

@@ -42,7 +42,8 @@ def train_prm(
     dtype: str = dtype_option(),
     feature_model: Optional[str] = typer.Option(None, help="the frozen model whose hidden states feed the heads "
                                                            "(default: the policy, --model)"),
-    layer: int = typer.Option(8, help="decoder layers of the feature model to run (its state after them is the feature)"),
+    layer: Optional[int] = typer.Option(None, help="decoder layers of the feature model to run (its state after "
+                                                   "them is the feature; default: two thirds of its layers)"),
     feature_dtype: str = typer.Option("auto", help="float32, bfloat16, or auto: bfloat16 where the CPU computes "
                                                    "it natively (about twice as fast), else float32"),
     heldout: float = typer.Option(0.25, help="share of questions held out from training, for the metrics"),
@@ -54,7 +55,7 @@ def train_prm(
 ):
     """Train a PRM (and the ORM baseline) for a policy model from its own Monte Carlo rollouts."""
     from testtime.generators.vllm_engine import resolve_dtype
-    from testtime.heads.features import FeatureSpec, HiddenStates
+    from testtime.heads.features import FeatureSpec, HiddenStates, default_layer
     from testtime.learn.train import train_heads
 
     try:
@@ -78,6 +79,7 @@ def train_prm(
         return
     feature_model = feature_model or model
     try:
+        layer = layer or default_layer(feature_model)
         with console.status(f"computing hidden states of {feature_model} (layer {layer}) ..."):
             dtype = "float32" if resolve_dtype(feature_dtype) == "float16" else resolve_dtype(feature_dtype)
             features = HiddenStates(FeatureSpec(feature_model, layer, params.step_delimiter, dtype=dtype))

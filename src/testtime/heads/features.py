@@ -28,6 +28,16 @@ class FeatureSpec:
     dtype: str = "float32"
 
 
+def default_layer(model: str) -> int:
+    """Two thirds of the model's decoder layers: on the 0.5B's own labels, held-out step AUROC rose from
+    layer 4 to 16 of 24 and fell at 24 (README, "The shipped PRMs")."""
+    from transformers import AutoConfig
+
+    from testtime.models import resolve_model
+
+    return max(1, round(AutoConfig.from_pretrained(resolve_model(model)).num_hidden_layers * 2 / 3))
+
+
 class HiddenStates:
     """Step-end hidden states of (question, steps) pairs, batched."""
 
