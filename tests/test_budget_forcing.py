@@ -154,19 +154,17 @@ def test_budget_forcing_makes_the_real_model_think_past_its_own_end(engine):
     tasks = load_dataset("sample", limit=2)
     terse = Context(generator=engine, sampling=SamplingParams(max_tokens=160), seed=0,
                     template=PromptTemplate(system="Give only the answer, as a number, in one short sentence."))
-    unforced = Strategy.create("budget_forcing", budget=2).solve(tasks, terse)
     forced = Strategy.create("budget_forcing", budget=2, min_thinking_tokens=64, max_waits=2).solve(tasks, terse)
     samples = [(s, c) for r in forced for s, c in zip(r.details["forcing"], r.candidates)]
     # Every sample thought at least 64 tokens, or was extended twice, or ran out of max_tokens.
     for s, c in samples:
         assert s["thinking_tokens"] >= 64 or s["waits"] == 2 or c.finish_reason == "length"
         assert c.text.count("\n\nWait") >= s["waits"]
-    assert sum(s["waits"] for s, _ in samples) >= 1  # this prompt's short replies end early
-
-    def mean(results):
-        return sum(s["thinking_tokens"] for r in results for s in r.details["forcing"]) / 4
-
-    assert mean(forced) > mean(unforced)
+    extended = [c for s, c in samples if s["waits"]]
+    assert extended  # this prompt's short replies end early
+    # The model wrote on after a "Wait", past where it had ended. (Not against an unforced run of the same
+    # seeds: in bfloat16 a prefix-cache hit may change a draw, so two runs need not share their beginnings.)
+    assert any(part.strip() for c in extended for part in c.text.split("\n\nWait")[1:])
 
 
 def test_a_thought_in_tags_is_split_into_steps_by_paragraph_sentence_or_turn():
