@@ -79,7 +79,7 @@ def train_prm(
         return
     feature_model = feature_model or model
     try:
-        layer = layer or default_layer(feature_model)
+        layer = default_layer(feature_model) if layer is None else layer  # 0 gets the range error
         with console.status(f"computing hidden states of {feature_model} (layer {layer}) ..."):
             dtype = "float32" if resolve_dtype(feature_dtype) == "float16" else resolve_dtype(feature_dtype)
             features = HiddenStates(FeatureSpec(feature_model, layer, params.step_delimiter, dtype=dtype))
