@@ -47,6 +47,10 @@ def compare_layers(pool: Path, evals: dict[int, Path], top_n: int) -> None:
     store = RunStore(pool)
     lines = next(ls for unit, ls in store.lines_by_unit() if unit.get("strategy") == "pool")
     store.close()
+    missing = [str(path) for path in evals.values() if not path.exists()]
+    if missing or len(evals) < 2:
+        sys.exit(f"compare needs two layers' evaluations; missing: {', '.join(missing) or 'a second --layer'} "
+                 "(run --stage eval with those layers first)")
     scored = {layer: json.loads(path.read_text())["scores"] for layer, path in evals.items()}
     first, *others = evals
     for score in ("prm (last)", "orm"):
@@ -61,7 +65,7 @@ def compare_layers(pool: Path, evals: dict[int, Path], top_n: int) -> None:
                   f"{auroc['auroc']:.3f} against {auroc['auroc'] - d['difference']:.3f}, difference "
                   f"{d['difference']:+.3f} ({d['ci95'][0]:+.3f} to {d['ci95'][1]:+.3f})", flush=True)
             _, values = best_of_n_table(questions, budgets_up_to(top_n))
-            for n in sorted({8, top_n} & set(values)):  # the first layer against majority and one sample
+            for n in sorted({8, top_n} & set(values)) if other == others[0] else ():  # once per score
                 for row in comparisons({1: values[1], n: values[n]}, f"layer {first}"):
                     print(f"  {Difference.from_dict(row).describe(row['a'], row['b'])}", flush=True)
             for how in ("weighted vote", "best-of-N"):
