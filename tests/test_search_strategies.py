@@ -22,6 +22,7 @@ from testtime.strategies.particle_filtering import resample, softmax
 from testtime.strategies.rebase import allocate_widths
 from testtime.tasks import Task
 from testtime.tree import Node, Tree
+from testtime.generators import SamplingParams
 from testtime.generators.base import Prompt
 from testtime.verifiers.arithmetic import ArithmeticVerifier
 
@@ -82,6 +83,17 @@ def test_beam_search_stops_at_the_depth_cap():
     nodes = results[0].details["tree"]["nodes"]
     assert max(n["depth"] for n in nodes) == 3
     assert {n["end"] for n in nodes if n["terminal"]} == {"depth"}
+
+
+def test_a_step_ending_exactly_at_the_token_cap_ends_its_path():
+    loop = lambda question, steps, index: "1 + 1 = 2\n\n"  # five tokens a step, never finishes
+    c = Context(generator=StepGenerator(loop), verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=10))
+    results = Strategy.create("beam_search", budget=2, width=2).solve(TASKS[:1], c)
+    nodes = results[0].details["tree"]["nodes"]
+    assert {n["end"] for n in nodes if n["terminal"]} == {"length"}
+    assert max(n["depth"] for n in nodes) == 2  # no third step asked for with no token left
+    assert all(r.params.max_tokens >= 5 for call in c.generator.calls for r in call)
+    assert all(c.tokens == 10 for c in results[0].candidates)
 
 
 def test_dvts_runs_n_over_m_independent_subtrees():

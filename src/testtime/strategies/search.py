@@ -90,12 +90,15 @@ class Expander:
         if completion.stop_reason == delimiter and not text.endswith(delimiter):
             text += delimiter  # servers that strip the stop string
         child = tree.add(parent, text, completion.token_count, kind)
+        at_cap = child.path_tokens >= self.ctx.sampling.max_tokens
         if completion.finish_reason in ("length", ABORTED):  # cut: at the cap, or stopped by a cancellation
-            if to_end or child.path_tokens >= self.ctx.sampling.max_tokens:
+            if to_end or at_cap:
                 child.end = "length"
         elif at_delimiter and not to_end:
             if states_final_answer(text):
                 child.end = "answer"
+            elif at_cap:  # a step that ends at its delimiter exactly at the cap leaves no token to go on
+                child.end = "length"
         else:
             child.end = "eos"
         if child.end is None and child.depth >= self.strategy.max_depth:
