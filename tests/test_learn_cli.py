@@ -1,10 +1,12 @@
 """`testtime train-prm` and `testtime eval-verifier` end to end on the real embedded model."""
 
+import dataclasses
 import json
+import shutil
 
 import pytest
 
-from testtime.heads.artifact import HeadArtifact, default_artifact_path, shipped_artifact
+from testtime.heads.artifact import HeadArtifact, artifact_digest, default_artifact_path, shipped_artifact
 from testtime.models import DEFAULT_MODEL
 from testtime.learn.labels import LABEL_UNIT
 from testtime.store import RunStore
@@ -45,6 +47,23 @@ def test_train_prm_labels_and_resumes(on_engine, tmp_path):
     assert again.exit_code == 0 and "0 to go" in " ".join(again.output.split())
     changed = on_engine(*[a if a != "48" else "64" for a in args], "--resume")
     assert changed.exit_code == 2 and "labels.max_tokens: stored 48, now 64" in " ".join(changed.output.split())
+
+
+def test_a_resume_refuses_other_weights_under_the_same_verifier_name(on_engine, tmp_path):
+    artifact, out = tmp_path / "artifact", tmp_path / "run"
+    shutil.copytree(shipped_artifact("smollm2-135m-instruct"), artifact)
+    args = ["run", "--dataset", "sample", "--limit", "1", "--strategy", "best_of_n", "--budget", "2",
+            "--max-tokens", "16", "--verifier", "prm", "--verifier-model", str(artifact), "--out", str(out)]
+    first = on_engine(*args)
+    assert first.exit_code == 0, first.output[-3000:]
+    stored = RunStore(out).config["verifier_weights"]
+    assert stored == artifact_digest(artifact)
+    retrained = HeadArtifact.load(artifact, with_records=True)  # the same folder, trained again in place
+    retrained.heads["prm"] = dataclasses.replace(retrained.heads["prm"], bias=retrained.heads["prm"].bias + 1)
+    retrained.save(artifact)
+    again = on_engine(*args, "--resume")
+    assert again.exit_code == 2
+    assert f'verifier_weights: stored "{stored}", now "{artifact_digest(artifact)}"' in " ".join(again.output.split())
 
 
 def test_eval_verifier_on_the_demo_pool(demo_run, on_engine):

@@ -113,9 +113,11 @@ def run(
                              dtype=dtype, parameter_count=parameters,
                              retry=RetryPolicy(timeout=request_timeout, attempts=retries))
         check_prompts_fit(tasks, spec.prompt_counter())
+        weights = ver.identity() if ver else None  # so a resume refuses other weights under the same name
         config = {"dataset": dataset, "generator": spec.identity(), "verifier": verifier,
                   **({"verifier_model": verifier_model} if verifier_model else {}),
                   **({"verifier_options": verifier_option} if verifier_option else {}),
+                  **({"verifier_weights": weights} if weights else {}),
                   "aggregation": aggregation, "sampling": asdict(sampling), **plan.config(),
                   **({"thinking_split": thinking_split} if thinking_split != "paragraph" else {}),
                   **({"pool_strategies": pooled} if pooled else {})}

@@ -12,6 +12,7 @@ the old artifact or the new one, never half of one.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -92,6 +93,15 @@ class HeadArtifact:
                 records = [json.loads(line) for line in f]
         meta = {k: v for k, v in doc.items() if k not in ("format", "version", "feature", "heads")}
         return cls(feature=FeatureSpec(**doc["feature"]), heads=heads, meta=meta, records=records)
+
+
+def artifact_digest(folder: str | Path) -> str:
+    """SHA-256 of what decides an artifact's scores: its head weights and its feature model and layer."""
+    folder = Path(folder)
+    feature = json.loads((folder / "artifact.json").read_text())["feature"]
+    digest = hashlib.sha256(json.dumps(feature, sort_keys=True).encode())
+    digest.update((folder / "heads.npz").read_bytes())
+    return digest.hexdigest()
 
 
 def shipped_artifact(policy: str) -> Path | None:

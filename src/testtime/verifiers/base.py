@@ -92,6 +92,11 @@ class Verifier(Registered, abc.ABC):
     def reduce(self, step_scores: Sequence[float]) -> float:
         return step_scores[-1] if step_scores else 0.0
 
+    def identity(self) -> str | None:
+        """A digest of what, beyond its name and options, decides its scores (trained weights), so a
+        resumed run can refuse other weights under the same name; None where nothing does."""
+        return None
+
 
 class OutcomeVerifier(Verifier):
     """Scores a whole solution; its StepScores hold one number."""

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from testtime.heads.artifact import HeadArtifact, resolve_artifact
+from testtime.heads.artifact import HeadArtifact, artifact_digest, resolve_artifact
 from testtime.heads.features import FeatureSpec, HiddenStates
 from testtime.verifiers.base import Aggregation, OutcomeVerifier, ProcessVerifier, Solution, StepScores
 
@@ -53,6 +53,9 @@ class _HeadVerifier:
         self.head = loaded.heads[self.head_name]
         self.features = _features(loaded.feature)
         self.parameter_count = self.features.states.parameter_count
+
+    def identity(self) -> str:
+        return artifact_digest(self.artifact_path)
 
     def _states(self, solutions: Sequence[Solution]) -> list[tuple]:
         return self.features([(s.question, tuple(s.steps)) for s in solutions])
