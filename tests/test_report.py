@@ -142,6 +142,21 @@ def test_missing_data_shows_notes_instead_of_plots(tmp_path):
     assert set(embedded(page)["figures"]) == {"tokens", "flops"}
 
 
+def test_an_interrupted_run_is_analysed_on_its_finished_units_and_says_what_it_left_out(tmp_path):
+    units = fake_run(make_tasks(6), seeds=(0,))
+    whole = SweepAnalysis(units).to_dict()
+    # the run stopped two questions into its beam search at budget 4
+    cut = [(d, lines[:2] if (d["strategy"], d["budget"]) == ("beam_search", 4) else lines) for d, lines in units]
+    scaling = SweepAnalysis(cut).to_dict()
+    assert scaling["questions"] == 6 and scaling["unfinished"] == [{"unit": "beam_search@4 seed 0", "questions": 2, "of": 6}]
+    # the unfinished unit is no point at all (its four missing questions are not wrong answers); the rest are as before
+    assert [(p["strategy"], p["budget"]) for p in scaling["points"]] == \
+        [(p["strategy"], p["budget"]) for p in whole["points"] if (p["strategy"], p["budget"]) != ("beam_search", 4)]
+    assert whole["unfinished"] == []
+    page = write_report(tmp_path, scaling, [], title="interrupted", meta={})[0].read_text(encoding="utf-8")
+    assert "beam_search@4 seed 0 (2 of 6 questions)" in page
+
+
 def test_the_ratio_panel_puts_each_split_of_one_budget_on_the_chains_axis(report):
     from testtime.report.figures import ratio_figure, ratio_points
 

@@ -147,12 +147,29 @@ def run_labels(descriptions: Sequence[dict]) -> list[str]:
     return labels
 
 
+def split_finished(lines_by_unit: Sequence[tuple[dict, list[dict]]]):
+    """The units that hold every question any unit holds, and how far each other unit got.
+
+    An interrupted run is analysed on its finished units: a question a unit has not reached yet is not
+    a wrong answer, and a curve over two question sets compares nothing."""
+    asked = {line["id"] for _, lines in lines_by_unit for line in lines}
+    finished, unfinished = [], []
+    for d, lines in lines_by_unit:
+        if len({line["id"] for line in lines}) == len(asked):
+            finished.append((d, lines))
+        else:
+            unfinished.append({"unit": f"{d['strategy']}@{d.get('budget')} seed {d.get('seed')}",
+                               "questions": len(lines), "of": len(asked)})
+    return finished, unfinished
+
+
 class SweepAnalysis:
-    """Everything the report shows, computed from one run's stored lines."""
+    """Everything the report shows, computed from one run's stored lines (its finished units)."""
 
     def __init__(self, lines_by_unit: Sequence[tuple[dict, list[dict]]], *, strategies: Sequence[str] = (),
                  orders: int = 64, probe: int = DEFAULT_PROBE, seed: int = 0):
         self.seed, self.orders_count = seed, orders
+        lines_by_unit, self.unfinished = split_finished(lines_by_unit)
         pools = [(d, lines) for d, lines in lines_by_unit if d["strategy"] == POOL and lines]
         runs = [(d, lines) for d, lines in lines_by_unit if d["strategy"] != POOL and lines]
         first = (pools or runs or [({}, [])])[0][1]
@@ -392,4 +409,5 @@ class SweepAnalysis:
             },
             "compute_optimal": self.compute_optimal(),
             "missing": {k: v for k, v in {"compute_optimal": self.compute_optimal_missing()}.items() if v},
+            "unfinished": self.unfinished,
         }

@@ -148,6 +148,9 @@ def print_points(scaling: dict) -> None:
         if t:
             r2 = f"R^2 {t['r2']:.2f}" if t["r2"] is not None else "R^2 undefined: accuracy is the same at every budget"
             console.print(f"  {escape(name)}: accuracy = {t['a']:.3f} + {t['b']:.4f} ln(tokens), {r2}")
+    for unit in scaling.get("unfinished", []):
+        console.print(f"  {escape(unit['unit'])}: left out, {unit['questions']} of {unit['of']} questions done "
+                      "(--resume the run to finish it)")
     for what, why in (scaling.get("missing") or {}).items():
         console.print(f"  {what.replace('_', '-')}: not computed ({why}); no {what}.png")
     optimal = scaling.get("compute_optimal")

@@ -150,6 +150,9 @@ def header(title: str, meta: dict, scaling: dict) -> str:
     for key in ("pool_size", "seeds", "orders"):
         if scaling.get(key):
             facts.setdefault(key.replace("_", " "), scaling[key])
+    if scaling.get("unfinished"):  # an interrupted run: its unfinished units are left out of every figure
+        facts["left out, unfinished"] = "; ".join(f"{u['unit']} ({u['questions']} of {u['of']} questions)"
+                                                  for u in scaling["unfinished"])
     items = "".join(f"<div><dt>{html.escape(str(k))}</dt><dd>{html.escape(fmt(v))}</dd></div>"
                     for k, v in facts.items() if v not in (None, "", {}, []))
     return f"<header><h1>{html.escape(title)}</h1><dl>{items}</dl></header>"
