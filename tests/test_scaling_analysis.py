@@ -142,6 +142,16 @@ def test_the_policy_finds_the_known_optimum_under_the_limit():
     assert learn_policy(options, difficulty, np.arange(50), limit=100).train_cost == pytest.approx(6.4)
 
 
+def test_the_policy_spends_up_to_its_limit_where_a_price_per_token_would_not():
+    # Two levels alike: one cheap option that fails and one dear option that succeeds. A price per token
+    # takes the same option on both levels (mean cost 1 or 10); the best under 5.5 mixes them.
+    options = [Option("majority", 1, np.zeros(40), np.full(40, 1.0)), Option("majority", 16, np.ones(40), np.full(40, 10.0))]
+    difficulty = np.repeat([0.0, 1.0], 20)
+    policy = learn_policy(options, difficulty, np.arange(40), limit=5.5, levels=2)
+    assert (policy.train_accuracy, policy.train_cost) == pytest.approx((0.5, 5.5))
+    assert sorted(c.label for c in policy.choices) == ["majority@1", "majority@16"]
+
+
 def test_the_cross_validated_policy_is_scored_on_questions_it_never_saw():
     options, difficulty, ids = _crafted()
     correct, cost, policies = cross_validated(options, difficulty, ids, limit=7.5)

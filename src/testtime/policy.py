@@ -89,39 +89,37 @@ def _level_means(options: Sequence[Option], levels: np.ndarray, rows: np.ndarray
 
 def learn_policy(options: Sequence[Option], difficulty: Sequence[float], rows: Sequence[int],
                  limit: float, levels: int = LEVELS) -> Policy:
-    """The best option per level on ``rows`` with mean cost <= ``limit`` (Lagrangian relaxation).
+    """The best option per level on ``rows`` with mean cost <= ``limit``, exactly.
 
-    For a price lam per token each level independently takes argmax(acc - lam * cost);
-    sweeping lam traces the frontier, and the most accurate point within the limit wins.
-    A limit below every point gives the cheapest choice per level.
+    Levels are combined one at a time, keeping only the combinations no other beats in both total
+    cost and total accuracy: the best within the limit is among them. (A price per token, the
+    Lagrangian, finds only the convex hull's corners and may stop well under the limit.) Ties in
+    accuracy go to the cheaper; a limit below every combination gives the cheapest one.
     """
     rows = np.asarray(rows)
     edges = level_edges(np.asarray(difficulty)[rows], levels)
-    level_of = assign_levels(difficulty, edges)
-    per_level = _level_means(options, level_of, rows, levels)
+    per_level = _level_means(options, assign_levels(difficulty, edges), rows, levels)
     cheapest = int(np.argmin([o.cost[rows].mean() for o in options]))
-    best: tuple[float, float, list[int]] | None = None
-    for lam in [0.0, *np.geomspace(1e-8, 10.0, 400)]:
-        picks, acc, cost = [], 0.0, 0.0
-        for size, accs, costs in per_level:
-            if size == 0:
-                picks.append(cheapest)
-                continue
-            # Ties in value go to the cheaper option: argmax over (value, -cost).
-            value = accs - lam * costs
-            pick = int(np.lexsort((-costs, value))[-1])
-            picks.append(pick)
-            acc += size * accs[pick]
-            cost += size * costs[pick]
-        acc, cost = acc / rows.size, cost / rows.size
-        if cost <= limit + 1e-9 and (best is None or (acc, -cost) > (best[0], -best[1])):
-            best = (acc, cost, picks)
-    if best is None:  # nothing fits: the cheapest option everywhere
-        picks = [int(np.argmin(costs)) if size else cheapest for size, _, costs in per_level]
-        acc = float(np.mean([options[picks[l - 1]].correct[r] for r, l in zip(rows, level_of[rows])]))
-        cost = float(np.mean([options[picks[l - 1]].cost[r] for r, l in zip(rows, level_of[rows])]))
-        best = (acc, cost, picks)
-    return Policy(edges, [options[i] for i in best[2]], limit, float(best[0]), float(best[1]))
+    front: list[tuple[float, float, tuple[int, ...]]] = [(0.0, 0.0, ())]  # (cost, correct, picks), summed
+    for size, accs, costs in per_level:
+        if size == 0:  # an empty level costs nothing: its choice only matters for questions to come
+            front = [(c, a, picks + (cheapest,)) for c, a, picks in front]
+            continue
+        front = pareto_front([(c + size * costs[i], a + size * accs[i], picks + (i,))
+                              for c, a, picks in front for i in range(len(options))])
+    within = [point for point in front if point[0] <= limit * rows.size + 1e-9] or front[:1]
+    cost, correct, picks = max(within, key=lambda point: (point[1], -point[0]))
+    return Policy(edges, [options[i] for i in picks], limit, correct / rows.size, cost / rows.size)
+
+
+def pareto_front(points: list[tuple[float, float, tuple[int, ...]]]) -> list[tuple[float, float, tuple[int, ...]]]:
+    """The (cost, accuracy, ...) points that no cheaper-or-equal point matches in accuracy, by cost."""
+    front, best = [], -np.inf
+    for point in sorted(points, key=lambda p: (p[0], -p[1])):
+        if point[1] > best + 1e-12:
+            front.append(point)
+            best = point[1]
+    return front
 
 
 def apply_policy(policy: Policy, difficulty: Sequence[float], rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
