@@ -30,8 +30,8 @@ def test_each_shipped_artifact_loads_and_records_how_it_was_made(policy):
 
 def test_train_prm_labels_and_resumes(on_engine, tmp_path):
     out = tmp_path / "prm"
-    args = ["train-prm", "--dataset", "sample", "--limit", "2", "--samples", "2", "--rollouts", "1",
-            "--max-tokens", "48", "--rollout-unsolved", "--label-only", "--out", out]
+    args = ["train-prm", "--dataset", "sample", "--samples", "2", "--rollouts", "1",
+            "--max-tokens", "48", "--rollout-unsolved", "--label-only", "--out", out, "--limit", "2"]
     first = on_engine(*args)
     assert first.exit_code == 0, first.output[-3000:]
     store = RunStore(out)
@@ -42,9 +42,17 @@ def test_train_prm_labels_and_resumes(on_engine, tmp_path):
             steps = solution["steps"]
             assert steps[-1]["value"] == float(solution["correct"]) and steps[-1]["rollouts"] == 1
             assert all(s["rollouts"] == 2 and 0 <= s["value"] <= 1 for s in steps[:-1])
+    assert store.get_meta("label_seconds") > 0
+    store.db.execute("DELETE FROM meta WHERE key = 'label_seconds'")  # as an older testtime left it
     store.close()
     again = on_engine(*args, "--resume")
     assert again.exit_code == 0 and "0 to go" in " ".join(again.output.split())
+    more = on_engine(*args[:-1], "3", "--resume")  # one question more
+    assert more.exit_code == 0 and "1 to go" in " ".join(more.output.split())
+    store = RunStore(out)
+    assert len(store.lines(LABEL_UNIT)) == 3
+    assert store.get_meta("label_seconds") is None  # the time of the first two is unknown: no part stands for it
+    store.close()
     changed = on_engine(*[a if a != "48" else "64" for a in args], "--resume")
     assert changed.exit_code == 2 and "labels.max_tokens: stored 48, now 64" in " ".join(changed.output.split())
 

@@ -72,7 +72,7 @@ def train_prm(
     except (ValueError, OSError) as exc:
         fail(str(exc))
     _label(store, tasks, spec, params, log_file=None if verbose else out / "engine.log")
-    label_seconds = store.get_meta("label_seconds", 0.0)
+    label_seconds = store.get_meta("label_seconds")  # None: labelled by a testtime that did not time it
     records = store.lines(LABEL_UNIT)
     store.write_derived("labels.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     if label_only:
@@ -87,7 +87,7 @@ def train_prm(
                                log=lambda m: console.print(m), cache=out / f"features-layer{layer}-{dtype}.npz")
     except ValueError as exc:
         fail(f"train-prm: {exc}")
-    artifact.meta["labels"] = {**config, "label_seconds": round(label_seconds, 1),
+    artifact.meta["labels"] = {**config, "label_seconds": None if label_seconds is None else round(label_seconds, 1),
                                "generated_tokens": sum(r["tokens"] for r in records)}
     path = artifact.save(out / "artifact")
     _print_training(artifact.meta)
@@ -101,7 +101,8 @@ def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams, log
     if not left:
         return
     counts = {"solved": 0, "steps": 0, "tokens": 0}
-    started, before = time.perf_counter(), store.get_meta("label_seconds", 0.0)
+    # Labels stored without their time (an older testtime) leave the total unknown, not a part of it.
+    started, before = time.perf_counter(), store.get_meta("label_seconds", None if done else 0.0)
     try:
         with stop_cleanly_on_sigterm(), engine_log(log_file), open_generator(spec) as gen, \
                 progress_bar("questions") as progress:
@@ -112,7 +113,8 @@ def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams, log
                 counts["steps"] += sum(len(s.get("steps", ())) for r in records for s in r["solutions"])
                 counts["tokens"] += sum(r["tokens"] for r in records)
                 # With each chunk, so that a labelling stopped and resumed still adds up its time.
-                store.set_meta("label_seconds", before + time.perf_counter() - started)
+                if before is not None:
+                    store.set_meta("label_seconds", before + time.perf_counter() - started)
                 rate = counts["tokens"] / (time.perf_counter() - started)
                 stats = f"{counts['solved']} solved (rolled out), {counts['steps']} steps, {rate:.0f} tok/s"
                 progress.update(bar, advance=len(records), stats=stats)
