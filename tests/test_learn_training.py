@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from testtime.heads.features import FeatureSpec, HiddenStates, default_layer
+from testtime.heads.features import FeatureSpec, HiddenStates, PrefixStates, default_layer
 from testtime.learn.train import train_heads
 from conftest import TEST_MODEL
 from testtime.verifiers import Aggregation, Solution, Verifier
@@ -42,6 +42,39 @@ def test_one_forward_pass_gives_every_steps_state_the_same_as_alone(states):
     with torch.no_grad():
         full = states.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
     assert np.allclose(full[ends].numpy(), together[0], atol=1e-4)
+
+
+def test_a_path_one_step_longer_reads_only_its_new_tokens_and_gets_the_same_states(states):
+    # Two questions searched side by side, a round per call, as a search scores its new nodes: each round
+    # extends the kept paths of the last (prefixes of different lengths in one batch), one adds a sibling.
+    a = ("What is (2+3)*4?", ["First we add 2 and 3 to get 5.", "Then 5 * 4 = 20.", "The answer is: 20"])
+    b = ("A train runs 60 km an hour for 2 hours. How far does it go?",
+         ["Distance is speed times time, and here the speed is 60 km an hour.", "60 * 2 = 120.", "The answer is: 120"])
+    rounds = [[(q, steps[:depth]) for q, steps in (a, b)] for depth in (1, 2, 3)]
+    rounds[2].append((a[0], a[1][:2] + ["So it is 21."]))
+    unaided = HiddenStates(SPEC, reuse_bytes=0)
+    for depth, items in enumerate(rounds, start=1):
+        for (q, path), (array, read), (alone, read_alone) in zip(items, states.with_tokens(items),
+                                                                 unaided.with_tokens(items)):
+            ids = states.encode(q, path)[0]
+            assert read_alone == len(ids)  # nothing kept: every token read
+            # here each tokenization holds its prefix's whole: only the new step (and delimiter) is read
+            assert read == (len(ids) if depth == 1 else len(ids) - len(states.encode(q, path[:-1])[0]))
+            assert np.allclose(array, alone, atol=1e-4)
+    assert 0 < states.prefixes.size <= states.prefixes.limit
+
+
+def test_kept_prefixes_stay_within_their_bytes_least_recently_used_first():
+    kept = PrefixStates(limit=3 * 400)  # room for three entries of 400 bytes
+    for name in "abcd":
+        states, layers = torch.zeros(25), [(torch.zeros(25), torch.zeros(50))]  # 4 * (25 + 25 + 50) = 400 bytes
+        kept.put(("q", (name,)), [1, 2, 3], states, layers)
+        if name == "b":
+            assert kept.longest(("q", ("a", "next")), [1, 2, 3, 4]) is not None  # "a" is used: "b" is oldest
+    assert set(kept.entries) == {("q", ("a",)), ("q", ("c",)), ("q", ("d",))} and kept.size == 1200
+    common, _, _ = kept.longest(("q", ("d", "next")), [1, 2, 9, 9])
+    assert common == 2  # the tokenizations part after two tokens
+    assert kept.longest(("q", ("d", "next")), [7, 8]) is None  # nothing shared
 
 
 def test_the_default_feature_layer_is_two_thirds_of_the_model():

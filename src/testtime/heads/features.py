@@ -7,6 +7,8 @@ probe feature and the cut saves most of the forward pass on a CPU.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -41,7 +43,7 @@ def default_layer(model: str) -> int:
 class HiddenStates:
     """Step-end hidden states of (question, steps) pairs, batched."""
 
-    def __init__(self, spec: FeatureSpec, batch_size: int = 8):
+    def __init__(self, spec: FeatureSpec, batch_size: int = 8, reuse_bytes: int = 1 << 30):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,6 +63,9 @@ class HiddenStates:
         self.model = base.eval()
         self.width = base.config.hidden_size
         self.parameter_count = sum(p.numel() for p in base.parameters())
+        # A search scores a node's path again with one more step: the prefix's states and attention
+        # cache are kept, so only the new step's tokens are read.
+        self.prefixes = PrefixStates(reuse_bytes)
 
     def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
         """Token ids of the written-out solution and the index of each step's last token."""
@@ -86,20 +91,109 @@ class HiddenStates:
         return [array for array, _ in self.with_tokens(items)]
 
     def with_tokens(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[np.ndarray, int]]:
-        """Each item's (steps x width) array and the number of tokens the model read for it."""
-        import torch
-
+        """Each item's (steps x width) array and the number of tokens the model read for it: all of them,
+        or those after the longest prefix (the item's first steps) read before."""
         encoded = [self.encode(q, steps) for q, steps in items]
+        keys = [(q, tuple(steps)) for q, steps in items]
+        found = {i: self.prefixes.longest(key, encoded[i][0]) for i, key in enumerate(keys)}
         out: list[tuple[np.ndarray, int] | None] = [None] * len(items)
-        order = sorted(range(len(items)), key=lambda i: len(encoded[i][0]))  # little padding per batch
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            ids, mask = right_padded([encoded[i][0] for i in batch], self.tokenizer.pad_token_id or 0)
-            with torch.no_grad():
-                states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            for row, i in enumerate(batch):
-                out[i] = (states[row, encoded[i][1]].float().numpy(), len(encoded[i][0]))
+        for group, size in (
+            (sorted((i for i in found if found[i] is None), key=lambda i: len(encoded[i][0])), self.batch_size),
+            # a step or two each: four times the rows in a batch read about as many tokens
+            (sorted((i for i in found if found[i] is not None), key=lambda i: len(encoded[i][0]) - found[i][0]),
+             4 * self.batch_size),
+        ):
+            for start in range(0, len(group), size):
+                batch = group[start:start + size]
+                kept = [found[i] or (0, None, None) for i in batch]
+                every = self._read([keys[i] for i in batch], [encoded[i][0] for i in batch], kept)
+                for i, (common, _, _), states in zip(batch, kept, every):
+                    out[i] = (states[encoded[i][1]].float().numpy(), len(encoded[i][0]) - common)
         return out  # type: ignore[return-value]
+
+    def _read(self, keys: list[tuple], sequences: list[list[int]], kept: list[tuple]) -> list:
+        """Every token's state of each sequence in one batch, reading only the tokens after the
+        ``common`` ones a kept prefix holds; each sequence's states and cache are kept in turn.
+
+        Row i is laid out as [padding | its kept prefix | its new tokens | padding]: the prefixes end
+        together, so the new tokens of every row start at one cache position."""
+        import torch
+        from transformers import DynamicCache
+
+        commons = [common for common, _, _ in kept]
+        news = [sequence[common:] for sequence, common in zip(sequences, commons)]
+        past, width = max(commons), max(len(n) for n in news)
+        ids, mask_new = right_padded(news, self.tokenizer.pad_token_id or 0)
+        mask = torch.cat([torch.zeros((len(news), past), dtype=torch.long), mask_new], dim=1)
+        positions = torch.zeros((len(news), width), dtype=torch.long)
+        for row, common in enumerate(commons):
+            mask[row, past - common:past] = 1
+            positions[row] = common + torch.arange(width)
+        cache = None
+        if past:
+            template = next(layers for _, _, layers in kept if layers is not None)
+            buffers = [(torch.zeros((len(news), k.shape[1], past, k.shape[3]), dtype=k.dtype),
+                        torch.zeros((len(news), v.shape[1], past, v.shape[3]), dtype=v.dtype)) for k, v in template]
+            for row, (common, _, layers) in enumerate(kept):
+                for (bk, bv), (k, v) in zip(buffers, layers or ()):
+                    bk[row, :, past - common:] = k[0, :, :common]
+                    bv[row, :, past - common:] = v[0, :, :common]
+            cache = DynamicCache(buffers)
+        with torch.no_grad():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                             use_cache=True)
+        layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        rows = []
+        for row, (key, (common, states, _), new) in enumerate(zip(keys, kept, news)):
+            fresh = out.last_hidden_state[row, :len(new)]
+            every = fresh.clone() if states is None else torch.cat([states[:common], fresh])
+            span = slice(past - common, past + len(new))  # clones: a row must not hold the batch alive
+            self.prefixes.put(key, sequences[row], every, [(k[row:row + 1, :, span].clone(), v[row:row + 1, :, span].clone())
+                                                           for k, v in layers])
+            rows.append(every)
+        return rows
+
+
+class PrefixStates:
+    """Per (question, steps): token ids, every token's state and the attention cache, least recently
+    used dropped first beyond ``limit`` bytes. Safe across threads (the server scores batches at once)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.size = limit, 0
+        self.entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def put(self, key: tuple, ids: list[int], states, layers) -> None:
+        size = sum(t.numel() * t.element_size() for pair in layers for t in pair) + states.numel() * states.element_size()
+        with self.lock:
+            if key in self.entries:
+                self.size -= self.entries.pop(key)[3]
+            self.entries[key] = (ids, states, layers, size)
+            self.size += size
+            while self.size > self.limit and self.entries:
+                self.size -= self.entries.popitem(last=False)[1][3]
+
+    def longest(self, key: tuple, ids: list[int]):
+        """(tokens shared, states, cache layers) of the longest kept prefix of ``key``'s steps, or None.
+        Shared tokens stop where the two tokenizations part (a step's end may merge with the delimiter)
+        and leave at least one token to read."""
+        question, steps = key
+        for k in range(len(steps) - 1, 0, -1):
+            with self.lock:
+                entry = self.entries.get((question, steps[:k]))
+                if entry is not None:
+                    self.entries.move_to_end((question, steps[:k]))
+            if entry is None:
+                continue
+            kept, states, layers, _ = entry
+            common = 0
+            for a, b in zip(kept, ids[:-1]):
+                if a != b:
+                    break
+                common += 1
+            if common:
+                return common, states, layers
+        return None
 
 
 def right_padded(sequences: Sequence[Sequence[int]], pad_id: int):
