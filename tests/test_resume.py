@@ -107,6 +107,29 @@ def test_a_sweep_stopped_by_sigterm_leaves_no_process_and_resumes_to_the_uninter
     assert comparable_lines(out) == comparable_lines(uninterrupted)
 
 
+def test_a_sweep_whose_engine_process_dies_stops_with_the_reason_and_keeps_its_chunks(tmp_path):
+    import psutil
+
+    out = tmp_path / "engine-killed"
+    proc = sweep(out)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None and not ((out / "run.db").exists() and stored(out)):
+            time.sleep(0.2)
+        engine = [p for p in psutil.Process(proc.pid).children(recursive=True) if "EngineCor" in p.name()]
+        assert len(engine) == 1 and proc.poll() is None
+        engine[0].kill()  # as the kernel's out-of-memory killer would: vLLM's own client then waits forever
+        _, err = proc.communicate(timeout=120)
+    finally:
+        kill_tree(proc.pid)
+    err = " ".join(err.split())
+    assert proc.returncode == 2, err[-3000:]
+    assert f"the vLLM engine core process (pid {engine[0].pid}) exited with code -9" in err
+    kept = stored(out)
+    assert f"{len(kept)} finished results are kept in" in err and "rerun with --resume" in err
+    assert kept and len(kept) % 2 == 0  # whole chunks only
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))

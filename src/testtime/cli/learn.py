@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from testtime.cli.app import app
 from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, progress_bar,
                                   stop_cleanly_on_sigterm, verbose_option, wide_console)
-from testtime.generators import DEFAULT_MAX_TOKENS, GeneratorSpec, PromptTooLongError, SamplingParams
+from testtime.generators import DEFAULT_MAX_TOKENS, EngineDied, GeneratorSpec, PromptTooLongError, SamplingParams
 from testtime.learn.labels import LABEL_UNIT, LabelParams, label_dataset
 from testtime.models import DEFAULT_MODEL
 from testtime.retry import UpstreamError
@@ -123,7 +123,7 @@ def _label(store: RunStore, tasks, spec: GeneratorSpec, params: LabelParams, log
 
             ctx = Context(generator=gen, sampling=SamplingParams(max_tokens=params.max_tokens), seed=spec.seed)
             label_dataset(tasks, ctx, params, store, on_commit=committed)
-    except (UpstreamError, PromptTooLongError, ValueError, OSError) as exc:
+    except (UpstreamError, EngineDied, PromptTooLongError, ValueError, OSError) as exc:
         fail(f"{exc}\nlabels of {store.count()} questions are kept in {store.path}; rerun with --resume")
 
 

@@ -14,7 +14,9 @@ from testtime.analysis.sweep import run_labels
 from testtime.cli.app import app
 from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, print_analysis,
                                   print_results, progress_bar, stop_cleanly_on_sigterm, verbose_option)
-from testtime.generators import BACKENDS, DEFAULT_MAX_TOKENS, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams
+from testtime.generators import (
+    BACKENDS, DEFAULT_MAX_TOKENS, EngineDied, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams,
+)
 from testtime.heads.artifact import shipped_artifact
 from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.params import parse_assignments
@@ -171,9 +173,9 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
 
             execute_plan(plan, spec, verifier, sampling, store, run_meta=meta, ray=ray, workers=workers,
                          open_generator=opened, on_commit=committed, thinking_split=thinking_split)
-    except (UpstreamError, PromptTooLongError, ValueError, OSError) as exc:  # OSError: Ray unreachable, disk
+    except (UpstreamError, EngineDied, PromptTooLongError, ValueError, OSError) as exc:  # OSError: Ray, disk
         kept = store.count()
-        if kept or isinstance(exc, UpstreamError):
+        if kept or isinstance(exc, (UpstreamError, EngineDied)):
             fail(f"{exc}\n{kept} finished results are kept in {store.path}; rerun with --resume to continue")
         fail(str(exc))
     if log_file is not None and log_file.exists():

@@ -8,6 +8,7 @@ from pathlib import Path
 from testtime.generators.base import (
     DEFAULT_MAX_TOKENS,
     Completion,
+    EngineDied,
     GenerationRequest,
     GenerationResult,
     Generator,
@@ -142,6 +143,7 @@ __all__ = [
     "Generator",
     "GeneratorSpec",
     "Prompt",
+    "EngineDied",
     "PromptTooLongError",
     "RetryPolicy",
     "SamplingParams",

@@ -133,6 +133,10 @@ class PromptTooLongError(ValueError):
     """A prompt does not fit in the model's context window."""
 
 
+class EngineDied(RuntimeError):
+    """The in-process engine's process died (killed, out of memory): every request fails with this."""
+
+
 class Generator(abc.ABC):
     """A batched text generator. Subclasses implement ``_generate``."""
 

@@ -70,20 +70,32 @@ class EngineLoop:
                 self._aborts.extend(request_ids)
                 self._lock.notify()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._lock.notify()
         self._thread.join(timeout=30)
 
+    def fail(self, error: BaseException) -> None:
+        """Every waiting request fails with ``error`` (the first one given), and none is taken after."""
+        with self._lock:
+            if self.error is None:
+                self.error = error
+            streams = {s for s, _ in list(self._live.values())} | {s for s, _ in self._added}
+        for stream in streams:
+            if not stream.done:
+                stream._fail(self.error)
+
     def _run(self) -> None:
         try:
             while self._next():
                 self._step()
         except BaseException as exc:  # the engine died: every waiting request learns why
-            self.error = exc
-            for stream in {s for s, _ in self._live.values()} | {s for s, _ in self._added}:
-                stream._fail(exc)
+            self.fail(exc)
 
     def _next(self) -> bool:
         """Wait for work; add what was submitted and apply aborts. False once closed."""

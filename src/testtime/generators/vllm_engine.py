@@ -8,6 +8,7 @@ import threading
 from typing import Sequence
 
 from testtime.generators.base import (
+    EngineDied,
     GenerationRequest,
     GenerationResult,
     Generator,
@@ -97,6 +98,7 @@ class VLLMGenerator(Generator):
         self.renderer = ChatRenderer.for_model(model, max_model_len)
         self._render_lock = threading.Lock()
         self.loop = EngineLoop(self.llm.llm_engine, self.tokenizer)
+        watch_engine_core(self.llm.llm_engine, self.loop)
         self.thinks_in_tags = TAGS.close in (getattr(self.tokenizer, "chat_template", None) or "")
         self.opens_thinking = self.render(Prompt.chat(None, "?")).rstrip().endswith(TAGS.open)
         self.model = model
@@ -167,6 +169,35 @@ class VLLMGenerator(Generator):
             if shutdown:
                 shutdown()
             self.llm = None
+
+
+def watch_engine_core(engine, loop: EngineLoop) -> None:
+    """Fail every request at once when vLLM's engine core process dies (killed, out of memory).
+
+    vLLM's synchronous client would wait for that process's outputs forever, and the run with it;
+    so a thread waits on the process and, unless the generator is closing, fails the loop's requests
+    with the reason and wakes the waiting engine step. (Where a vLLM keeps its processes elsewhere,
+    nothing is watched.)"""
+    import multiprocessing.connection
+
+    core = getattr(engine, "engine_core", None)
+    manager = getattr(getattr(core, "resources", None), "engine_manager", None)
+    processes, outputs = getattr(manager, "processes", None), getattr(core, "outputs_queue", None)
+    if not processes or outputs is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([p.sentinel for p in processes])
+        if loop.closed:
+            return
+        gone = next(p for p in processes if not p.is_alive())
+        error = EngineDied(f"the vLLM engine core process (pid {gone.pid}) exited with code {gone.exitcode}"
+                             + (" (killed: out of memory, or a signal to the whole process group?)"
+                                if gone.exitcode and gone.exitcode < 0 else ""))
+        loop.fail(error)
+        outputs.put_nowait(error)  # wakes the engine step waiting for outputs
+
+    threading.Thread(target=watch, name="testtime-engine-watch", daemon=True).start()
 
 
 def resolve_dtype(dtype: str) -> str:
