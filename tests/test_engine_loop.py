@@ -49,6 +49,23 @@ def test_trees_on_their_own_threads_find_what_rounds_find(exact_engine, gsm8k_ta
     assert [r.ledger.generate_calls for r in apart] == [r.details["rounds"] for r in apart]
 
 
+def test_an_interrupt_stops_trees_on_their_own_threads_at_their_next_token(exact_engine, gsm8k_tasks):
+    import _thread
+    import time
+
+    ctx = Context(generator=exact_engine, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=900), seed=2)
+    search = Strategy.create("beam_search", budget=8, width=2, step_tokens=900)  # long steps: minutes to the end
+    steps = exact_engine.loop.steps
+    timer = threading.Timer(3.0, _thread.interrupt_main)  # Ctrl-C; SIGTERM raises SystemExit the same way
+    timer.start()
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        search.solve(gsm8k_tasks[:4], ctx)
+    # Each tree's in-flight samples were aborted at the engine's next step; no tree ran to its end.
+    assert time.perf_counter() - start < 30 and exact_engine.loop.steps - steps < 300
+    assert exact_engine.loop.running == 0
+
+
 def test_a_sample_stops_at_the_token_its_watcher_chooses(exact_engine):
     stop_at = 5
 

@@ -13,7 +13,8 @@ chat prompt, so the engine's prefix cache serves the shared prefix.
 from __future__ import annotations
 
 import abc
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -157,10 +158,21 @@ class SearchStrategy(Strategy):
         if ctx.generator.streams and len(trees) > 1:
             # Each tree on its own thread: it advances as soon as its own steps are generated and scored,
             # never waiting for a round of the others; the engine and the verifier batch whatever is ready.
-            ctx = replace(ctx, verifier=Gathered(ctx.verifier))
+            stopping, cancelled = threading.Event(), ctx.cancelled
+            ctx = replace(ctx, verifier=Gathered(ctx.verifier),
+                          cancelled=lambda task: stopping.is_set() or (cancelled is not None and cancelled(task)))
             expander = Expander(ctx, self, trees, ledgers)
             with ThreadPoolExecutor(max_workers=len(trees), thread_name_prefix="testtime-tree") as pool:
-                list(pool.map(lambda tree: self._grow([tree], expander), trees))
+                growing = [pool.submit(self._grow, [tree], expander) for tree in trees]
+                try:
+                    # Waits in short slices: a signal's handler (Ctrl-C, SIGTERM) runs only between them.
+                    while wait(growing, timeout=0.2).not_done:
+                        pass
+                    for future in growing:
+                        future.result()  # a tree's error is the search's
+                except BaseException:  # every tree stops at its next token, not at its end
+                    stopping.set()
+                    raise
         else:
             self._grow(trees, Expander(ctx, self, trees, ledgers))
         return [self._result(tree, ledger) for tree, ledger in zip(trees, ledgers)]
