@@ -190,10 +190,10 @@ def watch_engine_core(engine, loop: EngineLoop) -> None:
         multiprocessing.connection.wait([p.sentinel for p in processes])
         if loop.closed:
             return
-        gone = next(p for p in processes if not p.is_alive())
+        gone = next((p for p in processes if not p.is_alive()), processes[0])
         error = EngineDied(f"the vLLM engine core process (pid {gone.pid}) exited with code {gone.exitcode}"
-                             + (" (killed: out of memory, or a signal to the whole process group?)"
-                                if gone.exitcode and gone.exitcode < 0 else ""))
+                           + (" (killed: out of memory, or a signal to the whole process group?)"
+                              if gone.exitcode and gone.exitcode < 0 else ""))
         loop.fail(error)
         outputs.put_nowait(error)  # wakes the engine step waiting for outputs
 
