@@ -16,7 +16,7 @@ import itertools
 import threading
 import time
 
-from testtime.generators.base import ABORTED, merge_logprob
+from testtime.generators.base import ABORTED, EngineDied, merge_logprob
 from testtime.generators.streams import Stream
 
 
@@ -94,8 +94,8 @@ class EngineLoop:
         try:
             while self._next():
                 self._step()
-        except BaseException as exc:  # the engine died: every waiting request learns why
-            self.fail(exc)
+        except BaseException as exc:  # the engine died: every waiting request learns why, as EngineDied
+            self.fail(exc if isinstance(exc, EngineDied) else EngineDied(f"the engine loop stopped: {exc!r}"))
 
     def _next(self) -> bool:
         """Wait for work; add what was submitted and apply aborts. False once closed."""

@@ -187,10 +187,11 @@ def watch_engine_core(engine, loop: EngineLoop) -> None:
         return
 
     def watch() -> None:
-        multiprocessing.connection.wait([p.sentinel for p in processes])
+        ready = multiprocessing.connection.wait([p.sentinel for p in processes])
         if loop.closed:
             return
-        gone = next((p for p in processes if not p.is_alive()), processes[0])
+        gone = next(p for p in processes if p.sentinel in ready)
+        gone.join(timeout=5)  # reaped, so its exit code is known (is_alive may lag the sentinel)
         error = EngineDied(f"the vLLM engine core process (pid {gone.pid}) exited with code {gone.exitcode}"
                            + (" (killed: out of memory, or a signal to the whole process group?)"
                               if gone.exitcode and gone.exitcode < 0 else ""))
