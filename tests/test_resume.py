@@ -125,7 +125,7 @@ def test_a_sweep_whose_engine_process_dies_stops_with_the_reason_and_keeps_its_c
     err = " ".join(err.split())
     assert proc.returncode == 2, err[-3000:]
     # testtime's watcher names the process; vLLM's own monitor may report the death first (a race)
-    assert (f"the vLLM engine core process (pid {engine[0].pid}) exited with code -9" in err
+    assert (f"the vLLM engine core process (pid {engine[0].pid}) exited" in err
             or "the engine loop stopped" in err)
     kept = stored(out)
     assert f"{len(kept)} finished results are kept in" in err and "rerun with --resume" in err

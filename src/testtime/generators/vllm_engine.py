@@ -192,7 +192,8 @@ def watch_engine_core(engine, loop: EngineLoop) -> None:
             return
         gone = next(p for p in processes if p.sentinel in ready)
         gone.join(timeout=5)  # reaped, so its exit code is known (is_alive may lag the sentinel)
-        error = EngineDied(f"the vLLM engine core process (pid {gone.pid}) exited with code {gone.exitcode}"
+        code = f" with code {gone.exitcode}" if gone.exitcode is not None else ""  # None: reaped by vLLM first
+        error = EngineDied(f"the vLLM engine core process (pid {gone.pid}) exited{code}"
                            + (" (killed: out of memory, or a signal to the whole process group?)"
                               if gone.exitcode and gone.exitcode < 0 else ""))
         loop.fail(error)
