@@ -7,6 +7,7 @@ fresh machine restores them, so the sweep may span sessions.
 
     .venv/bin/python bench/scaling.py --questions 200 --out runs/scaling
     .venv/bin/python bench/scaling.py --snapshot            # after (or during) a long run
+    .venv/bin/python bench/scaling.py --analyse             # the README's figures from what is stored, nothing run
     .venv/bin/python bench/scaling.py --small runs/prm/test-pool   # the larger model against a pool already run
 """
 
@@ -20,14 +21,46 @@ from pathlib import Path
 
 from snapshots import REPO, restore, snapshot
 
+from testtime.analysis.paired import paired_difference
+
 TESTTIME = [sys.executable, "-m", "testtime"]
 POOLED = ("single", "majority", "best_of_n", "weighted_best_of_n", "adaptive_consistency")
+# The README's paired comparisons: (a, budget) - (b, budget), on the same questions.
+PAIRS = [(("majority", 16), ("single", 1)), (("best_of_n", 8), ("single", 1)),
+         (("weighted_best_of_n", 16), ("majority", 16)), (("weighted_best_of_n", 8), ("majority", 8)),
+         (("best_of_n", 16), ("majority", 16)), (("beam_search", 4), ("single", 1)),
+         (("beam_search", 4), ("majority", 4)), (("beam_search", 4), ("best_of_n", 4)),
+         (("beam_search", 4), ("weighted_best_of_n", 4)),
+         (("beam_search", 16), ("majority", 16)), (("beam_search", 16), ("weighted_best_of_n", 16))]
 
 
 def step(args: list[str], out: Path) -> None:
     resume = ["--resume"] if (out / "run.db").exists() else []
     print("$ testtime", " ".join(args + resume), flush=True)
     subprocess.run(TESTTIME + args + resume, check=True)
+
+
+def analyse(small: Path) -> None:
+    """Points, fits, the compute-optimal policy (`testtime report`), then the paired comparisons,
+    coverage law and difficulty levels of the README, from the store as it is."""
+    from testtime.analysis.sweep import SweepAnalysis
+    from testtime.store import RunStore
+
+    subprocess.run(TESTTIME + ["report", str(small)], check=True)
+    store = RunStore(small)
+    analysis = SweepAnalysis(store.lines_by_unit(), strategies=store.config.get("pool_strategies", ()))
+    store.close()
+    points = {(p.strategy, p.budget): p for p in analysis.points}
+    for a, b in PAIRS:
+        if a in points and b in points:  # an unfinished unit has no point yet
+            d = paired_difference(points[a].correct, points[b].correct)
+            print(d.describe(f"{a[0]}@{a[1]}", f"{b[0]}@{b[1]}"))
+    scaling = json.loads((small / "scaling.json").read_text())
+    print(json.dumps({"coverage": scaling["coverage"],
+                      "difficulty": {kind: [{k: row.get(k) for k in ("level", "questions", "best", "accuracy")}
+                                            | {"single@1": row.get("points", {}).get("single@1")}
+                                            for row in scaling["difficulty"][kind]]
+                                     for kind in ("oracle", "predicted")}}, indent=1))
 
 
 def main() -> None:
@@ -40,6 +73,7 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--out", type=Path, default=Path("runs/scaling"))
     parser.add_argument("--snapshot", action="store_true", help="write the run stores to bench/data/ and stop")
+    parser.add_argument("--analyse", action="store_true", help="analyse what the stores hold (nothing runs) and stop")
     parser.add_argument("--small", type=Path, help="a sweep of the default model already run on the same questions "
                         "(bench/train_prm.py's test pool): only the larger model runs, then train-vs-test")
     a = parser.parse_args()
@@ -51,6 +85,10 @@ def main() -> None:
                 snapshot(run, f"scaling-{run.name}")
         return
     restore(large, "scaling-large")
+    if a.analyse:
+        restore(small, "scaling-small")
+        analyse(small)
+        return
     if a.small:
         small = a.small
     else:

@@ -59,10 +59,16 @@ def test_an_interrupt_stops_trees_on_their_own_threads_at_their_next_token(exact
     timer = threading.Timer(3.0, _thread.interrupt_main)  # Ctrl-C; SIGTERM raises SystemExit the same way
     timer.start()
     start = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        search.solve(gsm8k_tasks[:4], ctx)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            search.solve(gsm8k_tasks[:4], ctx)
+    finally:
+        timer.cancel()
     # Each tree's in-flight samples were aborted at the engine's next step; no tree ran to its end.
     assert time.perf_counter() - start < 30 and exact_engine.loop.steps - steps < 300
+    deadline = time.monotonic() + 5  # the aborts are applied by the loop's thread, before its next step
+    while exact_engine.loop.running and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert exact_engine.loop.running == 0
 
 

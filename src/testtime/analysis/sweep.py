@@ -153,12 +153,13 @@ def split_finished(lines_by_unit: Sequence[tuple[dict, list[dict]]]):
     An interrupted run is analysed on its finished units: a question a unit has not reached yet is not
     a wrong answer, and a curve over two question sets compares nothing."""
     asked = {line["id"] for _, lines in lines_by_unit for line in lines}
+    labels = run_labels([d for d, _ in lines_by_unit])  # "revisions[chains=2]": units of one strategy apart
     finished, unfinished = [], []
-    for d, lines in lines_by_unit:
+    for label, (d, lines) in zip(labels, lines_by_unit):
         if len({line["id"] for line in lines}) == len(asked):
             finished.append((d, lines))
         else:
-            unfinished.append({"unit": f"{d['strategy']}@{d.get('budget')} seed {d.get('seed')}",
+            unfinished.append({"unit": f"{label}@{d.get('budget')} seed {d.get('seed')}",
                                "questions": len(lines), "of": len(asked)})
     return finished, unfinished
 

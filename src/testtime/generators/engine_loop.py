@@ -95,7 +95,10 @@ class EngineLoop:
             while self._next():
                 self._step()
         except BaseException as exc:  # the engine died: every waiting request learns why, as EngineDied
-            self.fail(exc if isinstance(exc, EngineDied) else EngineDied(f"the engine loop stopped: {exc!r}"))
+            if not isinstance(exc, EngineDied):
+                died, exc = exc, EngineDied(f"the engine loop stopped: {exc!r}")
+                exc.__cause__ = died
+            self.fail(exc)
 
     def _next(self) -> bool:
         """Wait for work; add what was submitted and apply aborts. False once closed."""
