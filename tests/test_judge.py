@@ -197,10 +197,14 @@ def test_judge_on_the_real_model_matches_a_hand_computation(engine):
         Solution("What is 2 + 2?", "2 + 2 = 5. The answer is: 5"),
         Solution("Tom has 3 apples and buys 5 more. How many apples?", "3 + 5 = 8. The answer is: 8"),
     ]
+    # Both calls from a cold prefix cache: in bfloat16 a cache hit may round differently from the
+    # prefill that filled it, and only equal cache states promise equal logprobs.
+    engine.llm.reset_prefix_cache()
     scores = judge.score(solutions)
     assert len(scores) == 3 and all(0 < s < 1 for s in scores), scores
 
     # The same prompts, straight to the engine: vLLM's own top alternatives, scored by hand.
+    engine.llm.reset_prefix_cache()
     results = engine.generate([judge.request(s) for s in solutions])
     for score, result in zip(scores, results):
         [completion] = result.completions
