@@ -366,6 +366,7 @@ class SweepAnalysis:
             if match == min(base_costs) or not (same_budget.separated and same_budget.difference > 0):
                 match = None  # no ratio to claim: matched by the cheapest point, within noise, or below
             never_matched = acc > max(base_accs) and versus_best.separated and versus_best.difference > 0
+            fixed = self.best_fixed_within(limit)
             curve.append({"budget": point.budget, "limit_tokens": limit, "accuracy": acc,
                           "ci95": list(bootstrap_interval(correct, seed=self.seed)), "tokens": spent,
                           "baseline_accuracy": point.accuracy,
@@ -374,8 +375,18 @@ class SweepAnalysis:
                           "baseline_tokens_to_match": match,
                           "efficiency": (match / spent) if match else None,
                           "efficiency_at_least": max(base_costs) / spent if never_matched else None,
+                          # Is choosing per question better than the best one strategy at this cost?
+                          "versus_best_fixed": None if fixed is None else {
+                              "strategy": f"{fixed.strategy}@{fixed.budget}",
+                              **paired_difference(correct, fixed.correct, seed=self.seed).to_dict()},
                           "folds": [p.to_dict() for p in policies]})
         return {"baseline": base, "probe": self.probe, "curve": curve}
+
+    def best_fixed_within(self, limit: float) -> Point | None:
+        """The most accurate single strategy costing at most ``limit`` tokens per question. Chosen
+        on every question (the policy is scored cross-validated), so the comparison favours it."""
+        within = [p for p in self.points if p.strategy != PASS_AT_K and p.cost.tokens.mean() <= limit * (1 + 1e-9)]
+        return max(within, key=lambda p: (p.accuracy, -p.cost.tokens.mean()), default=None)
 
     def deployable_policy(self) -> dict | None:
         """Per baseline budget, the policy learned on every question: what `compute_optimal` runs."""

@@ -158,6 +158,9 @@ def print_points(scaling: dict) -> None:
         console.print(escape(f"  compute-optimal within the cost of {optimal['baseline']}@{row['budget']}: "
                              f"{row['accuracy']:.1%} with {row['tokens']:,.0f} tokens/q (baseline "
                              f"{row['baseline_accuracy']:.1%}); {efficiency_claim(optimal['baseline'], row)}"))
+        if fixed := row.get("versus_best_fixed"):
+            console.print(escape("    against the best single strategy within that cost: "
+                                 + Difference.from_dict(fixed).describe("the policy", fixed["strategy"])))
 
 
 def efficiency_claim(baseline: str, row: dict) -> str:

@@ -112,13 +112,23 @@ def difference(row: dict) -> str:
     return f"{d['difference'] * 100:+.1f} pp ({d['ci95'][0] * 100:+.1f} to {d['ci95'][1] * 100:+.1f})"
 
 
+def versus_best_fixed(row: dict) -> str:
+    d = row.get("versus_best_fixed")
+    if not d:
+        return "—"
+    verdict = "separated" if d["separated"] else "not separated"
+    return f"{d['strategy']}: {difference({'versus_baseline': d})}, {verdict}"
+
+
 def efficiency_table(optimal: dict) -> str:
     base = optimal["baseline"]
     # The intervals are in the plot; the table stays narrow enough for its half-width panel.
     rows = [[f"{base}@{c['budget']}", c["limit_tokens"], c["accuracy"], c["tokens"], c["baseline_accuracy"],
-             difference(c), c.get("baseline_tokens_to_match"), efficiency(c)] for c in optimal["curve"]]
+             difference(c), c.get("baseline_tokens_to_match"), efficiency(c), versus_best_fixed(c)]
+            for c in optimal["curve"]]
     headers = ["baseline budget", "token limit", "policy accuracy", "policy tokens", "baseline accuracy",
-               "policy − baseline (paired 95% CI)", "baseline tokens to match", "efficiency"]
+               "policy − baseline (paired 95% CI)", "baseline tokens to match", "efficiency",
+               "policy − best single strategy within the limit"]
     return table(headers, rows)
 
 
