@@ -31,6 +31,8 @@ PAIRS = [(("majority", 16), ("single", 1)), (("best_of_n", 8), ("single", 1)),
          (("best_of_n", 16), ("majority", 16)), (("beam_search", 4), ("single", 1)),
          (("beam_search", 4), ("majority", 4)), (("beam_search", 4), ("best_of_n", 4)),
          (("beam_search", 4), ("weighted_best_of_n", 4)),
+         (("beam_search", 16), ("single", 1)), (("beam_search", 16), ("beam_search", 4)),
+         (("beam_search", 16), ("best_of_n", 16)),
          (("beam_search", 16), ("majority", 16)), (("beam_search", 16), ("weighted_best_of_n", 16))]
 
 
