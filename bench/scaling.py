@@ -57,12 +57,49 @@ def analyse(small: Path) -> None:
         if a in points and b in points:  # an unfinished unit has no point yet
             d = paired_difference(points[a].correct, points[b].correct)
             print(d.describe(f"{a[0]}@{a[1]}", f"{b[0]}@{b[1]}"))
+    held_out_levels(analysis, points)
     scaling = json.loads((small / "scaling.json").read_text())
     print(json.dumps({"coverage": scaling["coverage"],
                       "difficulty": {kind: [{k: row.get(k) for k in ("level", "questions", "best", "accuracy")}
                                             | {"single@1": row.get("points", {}).get("single@1")}
                                             for row in scaling["difficulty"][kind]]
                                      for kind in ("oracle", "predicted")}}, indent=1))
+
+
+def held_out_levels(analysis, points: dict) -> None:
+    """Search against voting per difficulty level, without the pool's regression to the mean: the
+    oracle levels come from the pool's first half, the votes from its second half (other draws),
+    so a level's easy or hard luck in the first half does not decide its votes."""
+    import numpy as np
+
+    from testtime.policy import assign_levels, level_edges
+    from testtime.selection import select_majority, select_weighted
+
+    pool, half = analysis.pools[0], analysis.pool_size // 2
+    questions = [pool[q] for q in analysis.ids]
+    difficulty = np.array([1.0 - np.mean(q.correct[:half]) for q in questions])
+    levels = assign_levels(difficulty, level_edges(difficulty))
+
+    def voted(select, k: int) -> np.ndarray:
+        rest = [(q.candidates[half:half + k], q.correct[half:half + k]) for q in questions]
+        return np.array([float(correct[cands.index(chosen)]) if (chosen := select(cands)) else 0.0
+                         for cands, correct in rest])
+
+    sides = {"one sample": np.array([np.mean(q.correct[half:]) for q in questions]),
+             f"majority@{half}": voted(select_majority, half), f"weighted@{half}": voted(select_weighted, half),
+             "majority@4": voted(select_majority, 4), "weighted@4": voted(select_weighted, 4)}
+    searches = {f"beam_search@{b}": points[("beam_search", b)].correct for b in (4, 16) if ("beam_search", b) in points}
+    print(f"levels from the pool's first {half} samples, votes from its other {half}:")
+    for level in range(1, int(levels.max()) + 1):
+        rows = np.flatnonzero(levels == level)
+        if rows.size == 0:
+            continue
+        said = ", ".join(f"{name} {side[rows].mean():.1%}" for name, side in {**sides, **searches}.items())
+        print(f" level {level} ({rows.size} questions, first-half pass@1 "
+              f"{1 - difficulty[rows].max():.2f}-{1 - difficulty[rows].min():.2f}): {said}")
+        for search, correct in searches.items():
+            against = "majority@4" if search.endswith("@4") else f"weighted@{half}"
+            print("   " + paired_difference(correct[rows], sides[against][rows]).describe(search, against))
 
 
 def main() -> None:
