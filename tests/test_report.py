@@ -84,6 +84,10 @@ def test_every_panel_and_plot_is_there(report):
     assert "<h1>Fake scaling sweep</h1>" in page and "synthetic addition" in page
     # the tables: best per level, efficiency ratios, train vs test, all points
     assert "Best strategy per level" in page and "baseline tokens to match" in page
+    # each budget also set against the best single strategy that fits its cost, with the verdict
+    fixed = report[2]["compute_optimal"]["curve"][-1]["versus_best_fixed"]
+    assert "policy − best single strategy within the limit" in page
+    assert f"{fixed['strategy']}: {fixed['difference'] * 100:+.1f} pp" in page
     assert "X = Nl/Ns + 3 (Nl Dl - Ns Ds)" in page and "small flops per query allowed" in page
     assert "temperature=0.8, top_p=1, max_tokens=256" in page  # nested meta, compact
     assert page.count("<tr>") > len(report[2]["points"])

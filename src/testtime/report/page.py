@@ -107,8 +107,8 @@ def efficiency(row: dict) -> str:
     return "below the baseline" if row["versus_baseline"]["difference"] < 0 else "—"
 
 
-def difference(row: dict) -> str:
-    d = row["versus_baseline"]
+def difference(d: dict) -> str:
+    """A paired difference with its interval, in points."""
     return f"{d['difference'] * 100:+.1f} pp ({d['ci95'][0] * 100:+.1f} to {d['ci95'][1] * 100:+.1f})"
 
 
@@ -117,14 +117,15 @@ def versus_best_fixed(row: dict) -> str:
     if not d:
         return "—"
     verdict = "separated" if d["separated"] else "not separated"
-    return f"{d['strategy']}: {difference({'versus_baseline': d})}, {verdict}"
+    return f"{d['strategy']}: {difference(d)}, {verdict}"
 
 
 def efficiency_table(optimal: dict) -> str:
     base = optimal["baseline"]
     # The intervals are in the plot; the table stays narrow enough for its half-width panel.
     rows = [[f"{base}@{c['budget']}", c["limit_tokens"], c["accuracy"], c["tokens"], c["baseline_accuracy"],
-             difference(c), c.get("baseline_tokens_to_match"), efficiency(c), versus_best_fixed(c)]
+             difference(c["versus_baseline"]), c.get("baseline_tokens_to_match"), efficiency(c),
+             versus_best_fixed(c)]
             for c in optimal["curve"]]
     headers = ["baseline budget", "token limit", "policy accuracy", "policy tokens", "baseline accuracy",
                "policy − baseline (paired 95% CI)", "baseline tokens to match", "efficiency",
