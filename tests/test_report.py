@@ -84,6 +84,7 @@ def test_every_panel_and_plot_is_there(report):
     assert "<h1>Fake scaling sweep</h1>" in page and "synthetic addition" in page
     # the tables: best per level, efficiency ratios, train vs test, all points
     assert "Best strategy per level" in page and "baseline tokens to match" in page
+    assert "regression to the mean" in page  # the levels' caveat beside them
     # each budget also set against the best single strategy that fits its cost, with the verdict
     fixed = report[2]["compute_optimal"]["curve"][-1]["versus_best_fixed"]
     assert "policy − best single strategy within the limit" in page

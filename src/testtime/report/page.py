@@ -201,7 +201,10 @@ def render(scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> st
         "panel-difficulty", "Accuracy by difficulty",
         plot_or_note("difficulty", figures.difficulty_figure(scaling), figs)
         + (difficulty_table(difficulty) if difficulty else ""),
-        "Questions in five levels (1 easiest); each strategy at its largest budget.", wide=True))
+        "Questions in five levels (1 easiest); each strategy at its largest budget. Both kinds of level "
+        "are read from the shared pool, so points replayed from that pool are favoured on easy levels and "
+        "disfavoured on hard ones against runs that draw afresh (searches): regression to the mean. "
+        "Compare a search with the pool across levels only on levels cut from other draws.", wide=True))
     sections.append(panel(
         "panel-ratio", "Sequential vs parallel", plot_or_note("ratio", figures.ratio_figure(scaling), figs),
         "Accuracy at one budget against how it is split: chains of revisions (each attempt revising the "
