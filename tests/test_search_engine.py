@@ -51,15 +51,3 @@ def test_search_on_the_embedded_model(name, params, ctx, gsm8k_tasks):
         assert result.candidates and result.chosen in result.candidates
         for candidate in result.candidates:
             assert candidate.tokens <= ctx.sampling.max_tokens and candidate.score is not None
-
-
-def test_search_choice_is_reproducible_with_a_seed(ctx, gsm8k_tasks):
-    tasks = gsm8k_tasks[3:5]
-    strategy = Strategy.create("beam_search", budget=4, width=2)
-    # Each solve from a cold prefix cache: in bfloat16 a cache hit may round differently from the
-    # prefill it replaces (CPUs with AMX), so only equal cache states promise equal draws (README, "Resuming").
-    ctx.generator.llm.reset_prefix_cache()
-    first = [r.chosen.text for r in strategy.solve(tasks, ctx)]
-    ctx.generator.llm.reset_prefix_cache()
-    again = [r.chosen.text for r in strategy.solve(tasks, ctx)]
-    assert first == again
