@@ -42,9 +42,13 @@ def step(args: list[str], out: Path) -> None:
     subprocess.run(TESTTIME + args + resume, check=True)
 
 
-def analyse(small: Path) -> None:
+LEVEL_POINTS = ("single@1", "majority@16", "weighted_best_of_n@16", "beam_search@16")  # the README's per level
+
+
+def analyse(small: Path, large: Path) -> None:
     """Points, fits, the compute-optimal policy (`testtime report`), then the paired comparisons,
-    coverage law and difficulty levels of the README, from the store as it is."""
+    the policy's choices, train-vs-test, coverage law and difficulty levels of the README, from the
+    stores as they are."""
     from testtime.analysis.sweep import SweepAnalysis
     from testtime.store import RunStore
 
@@ -58,10 +62,16 @@ def analyse(small: Path) -> None:
             d = paired_difference(points[a].correct, points[b].correct)
             print(d.describe(f"{a[0]}@{a[1]}", f"{b[0]}@{b[1]}"))
     held_out_levels(analysis, points)
+    if (large / "run.db").exists():
+        subprocess.run(TESTTIME + ["train-vs-test", str(small), str(large)], check=True)
     scaling = json.loads((small / "scaling.json").read_text())
     print(json.dumps({"coverage": scaling["coverage"],
-                      "difficulty": {kind: [{k: row.get(k) for k in ("level", "questions", "best", "accuracy")}
-                                            | {"single@1": row.get("points", {}).get("single@1")}
+                      "policy_choices": {row["budget"]: [[f"L{c['level']}: {c['strategy']}@{c['budget']}"
+                                                          for c in fold["choices"]] for fold in row["folds"]]
+                                         for row in (scaling["compute_optimal"] or {}).get("curve", [])},
+                      "difficulty": {kind: [{k: row.get(k) for k in ("level", "questions", "best", "accuracy",
+                                                                     "versus_next")}
+                                            | {p: row.get("points", {}).get(p) for p in LEVEL_POINTS}
                                             for row in scaling["difficulty"][kind]]
                                      for kind in ("oracle", "predicted")}}, indent=1))
 
@@ -126,7 +136,7 @@ def main() -> None:
     restore(large, "scaling-large")
     if a.analyse:
         restore(small, "scaling-small")
-        analyse(small)
+        analyse(small, large)
         return
     if a.small:
         small = a.small
