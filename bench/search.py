@@ -75,28 +75,6 @@ def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict
     }
 
 
-def report(args, baseline: dict, search: dict) -> None:
-    name = args.strategy + (" continuing sequences" if search["strategy"].get("continue_sequences") else "")
-    print(f"  (a) wall time {name} / best-of-{args.n}: {search['seconds'] / baseline['seconds']:.2f}"
-          f"  ({search['seconds']:.0f} s / {baseline['seconds']:.0f} s)")
-    print(f"  (b) {name} prompt tokens served from the prefix cache: {search['cache_share']:.1%}"
-          f"  ({search['cached_prompt_tokens']:,} of {search['prompt_tokens']:,})")
-    for row in (baseline, search):
-        print(f"  (c) {row['strategy']['strategy']:18s} accuracy {row['accuracy']:.1%}  completion tokens "
-              f"{row['completion_tokens']:,}  prompt tokens {row['prompt_tokens']:,}  generate calls {row['generate_calls']}")
-    for row in (baseline, search):
-        print(f"  (d) {row['strategy']['strategy']:18s} engine busy {row['engine_busy_share']:.1%} of the wall time, "
-              f"{row['engine_steps']:,} steps, {row['mean_batch']} sequences a step on average; "
-              f"this process (not the engine core's) used {row['main_process_cpu_seconds']} CPU seconds")
-    for row in (baseline, search):
-        print(f"  (e) {row['strategy']['strategy']:18s} engine computed {row['engine_tokens']:,} tokens: "
-              f"{row['engine_prefilled_tokens']:,} prompt tokens outside the cache over {row['engine_samples']:,} "
-              f"samples ({row['engine_prefilled_tokens'] / (row['engine_samples'] or 1):.1f} each), "
-              f"{row['completion_tokens']:,} generated; the ledger, which counts a request's prompt once, says "
-              f"{row['ledger_tokens']:,} ({1 - row['ledger_tokens'] / (row['engine_tokens'] or 1):.0%} fewer)")
-    print(f"  (e) engine tokens {name} / best-of-{args.n}: {search['engine_tokens'] / baseline['engine_tokens']:.2f}")
-
-
 def main_process_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)  # this process's threads, not the engine core's process
     return usage.ru_utime + usage.ru_stime
@@ -111,8 +89,6 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--block-size", type=int, default=32)
     parser.add_argument("--delimiter", default="\\n\\n", help="what ends a step; '\\n' for one newline")
-    parser.add_argument("--continue-sequences", action="store_true",
-                        help="also run the search with continue_sequences=true (after the default one)")
     args = parser.parse_args()
 
     tasks = load_dataset("gsm8k", data_root=DATA, limit=args.questions)
@@ -122,18 +98,28 @@ def main() -> int:
     baseline = measure(Strategy.create("best_of_n", budget=args.n), tasks, ctx, gen)
     print(json.dumps(baseline), flush=True)
     delimiter = codecs.decode(args.delimiter, "unicode_escape")
-    variants = [False, True] if args.continue_sequences else [False]
-    if args.continue_sequences:
-        gen.tokens_holding((delimiter,))  # once per engine (about 1.5 s), kept out of the timed run
-    searches = []
-    for continued in variants:
-        strategy = Strategy.create(args.strategy, budget=args.n, width=args.width, delimiter=delimiter,
-                                   **({"continue_sequences": True} if continued else {}))
-        searches.append(measure(strategy, tasks, ctx, gen))
-        print(json.dumps(searches[-1]), flush=True)
+    search = measure(Strategy.create(args.strategy, budget=args.n, width=args.width, delimiter=delimiter), tasks, ctx, gen)
+    print(json.dumps(search), flush=True)
     print(f"{len(tasks)} GSM8K questions, N={args.n}, block size {args.block_size}, delimiter {delimiter!r}:")
-    for search in searches:
-        report(args, baseline, search)
+    print(f"  (a) wall time {args.strategy} / best-of-{args.n}: {search['seconds'] / baseline['seconds']:.2f}"
+          f"  ({search['seconds']:.0f} s / {baseline['seconds']:.0f} s)")
+    print(f"  (b) {args.strategy} prompt tokens served from the prefix cache: {search['cache_share']:.1%}"
+          f"  ({search['cached_prompt_tokens']:,} of {search['prompt_tokens']:,})")
+    for row in (baseline, search):
+        print(f"  (c) {row['strategy']['strategy']:18s} accuracy {row['accuracy']:.1%}  completion tokens "
+              f"{row['completion_tokens']:,}  prompt tokens {row['prompt_tokens']:,}  generate calls {row['generate_calls']}")
+    for row in (baseline, search):
+        print(f"  (d) {row['strategy']['strategy']:18s} engine busy {row['engine_busy_share']:.1%} of the wall time, "
+              f"{row['engine_steps']:,} steps, {row['mean_batch']} sequences a step on average; "
+              f"this process (not the engine core's) used {row['main_process_cpu_seconds']} CPU seconds")
+    for row in (baseline, search):
+        print(f"  (e) {row['strategy']['strategy']:18s} engine computed {row['engine_tokens']:,} tokens: "
+              f"{row['engine_prefilled_tokens']:,} prompt tokens outside the cache over {row['engine_samples']:,} "
+              f"samples ({row['engine_prefilled_tokens'] / (row['engine_samples'] or 1):.1f} each), "
+              f"{row['completion_tokens']:,} generated; the ledger, which counts a request's prompt once, says "
+              f"{row['ledger_tokens']:,} ({1 - row['ledger_tokens'] / (row['engine_tokens'] or 1):.0%} fewer)")
+    print(f"  (e) engine tokens {args.strategy} / best-of-{args.n}: "
+          f"{search['engine_tokens'] / baseline['engine_tokens']:.2f}")
     gen.close()
     return 0
 

@@ -7,7 +7,6 @@ vLLM (see test_engine.py).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, Sequence
 
 from testtime.generators.base import Completion, GenerationRequest, GenerationResult, Generator
@@ -111,37 +110,6 @@ class StepGenerator(Generator):
         stopped = one_step and text.endswith(self.delimiter)
         return Completion(text=text, token_count=len(text.split()), finish_reason="stop",
                           stop_reason=self.delimiter if stopped else None)
-
-
-class KeepingStepGenerator(StepGenerator):
-    """A ``StepGenerator`` that keeps sequences as the in-process engine does, for unit tests of the
-    search's bookkeeping: a kept step's handle names the answer it ends; resuming one must give that
-    answer as the prompt, and each handle is resumed or released exactly once."""
-
-    keeps = True
-
-    def __init__(self, next_step, delimiter: str = "\n\n"):
-        super().__init__(next_step, delimiter)
-        self.outstanding: dict[int, str] = {}  # handle -> the answer so far that its sequence holds
-        self.issued = self.resumed = 0
-
-    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        for request in requests:
-            if request.resume is not None:
-                so_far = self.outstanding.pop(request.resume)  # a KeyError: resumed twice, or released
-                assert so_far == request.prompt.continuation, "resumed with another answer than its own"
-                self.resumed += 1
-        return [replace(result, completions=tuple(self._kept(request, c) for c in result.completions))
-                if request.keep else result for request, result in zip(requests, super()._generate(requests))]
-
-    def _kept(self, request: GenerationRequest, completion: Completion) -> Completion:
-        self.issued += 1
-        self.outstanding[self.issued] = request.prompt.continuation + completion.text
-        return replace(completion, kept=self.issued)
-
-    def release(self, kept) -> None:
-        for handle in kept:
-            del self.outstanding[handle]  # a KeyError: released twice, or released after its resume
 
 
 class LogprobGenerator(Generator):

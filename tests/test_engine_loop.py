@@ -95,66 +95,6 @@ def test_a_sample_stops_at_the_token_its_watcher_chooses(exact_engine):
     assert result.engine_seconds > 0
 
 
-def wait_for(condition, seconds: float = 5.0) -> bool:
-    """Releases and aborts are applied by the loop's thread before its next step: wait for them."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
-
-
-def test_a_kept_sequence_goes_on_as_a_fresh_prompt_of_its_text_would(exact_engine, gsm8k_tasks):
-    prompt = PromptTemplate().build(gsm8k_tasks[0])
-    step = SamplingParams(temperature=0.0, max_tokens=40, stop=("\n",))
-    [first] = exact_engine.generate([GenerationRequest(prompt, params=step, keep=True)])
-    [line] = first.completions
-    assert line.text.endswith("\n") and line.stop_reason == "\n" and line.kept is not None
-    follow = prompt.extend(line.text)
-    ledger = Ledger()
-    [resumed] = exact_engine.generate([GenerationRequest(follow, params=step, keep=True, resume=line.kept)], [ledger])
-    [fresh] = exact_engine.generate([GenerationRequest(follow, params=step)])
-    # the same next line (greedy, float32), with only the token the line ended on computed
-    assert resumed.completions[0].text == fresh.completions[0].text and resumed.completions[0].text.strip()
-    assert resumed.cached_prompt_tokens == resumed.prompt_tokens - 1 == ledger.cached_prompt_tokens
-    with pytest.raises(ValueError, match="not a sequence this engine keeps"):  # resumed already
-        exact_engine.generate([GenerationRequest(follow, params=step, resume=line.kept)])
-    assert exact_engine.loop.kept == 1  # the resumed line's own next line
-    exact_engine.release([resumed.completions[0].kept])
-    assert wait_for(lambda: exact_engine.loop.kept == 0)
-
-
-def test_a_kept_sample_ends_at_a_stop_string_across_tokens_as_a_stop_string_would(exact_engine, gsm8k_tasks):
-    prompt = PromptTemplate().build(gsm8k_tasks[0])  # greedy: "Janet lays 16 eggs per day, so she lays 16 x 3 ..."
-    cut = SamplingParams(temperature=0.0, max_tokens=60, stop=("16 x",))
-    assert exact_engine.tokens_holding(cut.stop) == []  # no one token holds it: the engine cannot pause on it
-    [kept], [plain] = (exact_engine.generate([GenerationRequest(prompt, params=cut, keep=keep)])[0].completions
-                       for keep in (True, False))
-    assert kept.text == plain.text and kept.text.endswith("16 x") and kept.stop_reason == plain.stop_reason == "16 x"
-    assert kept.kept is None and wait_for(lambda: exact_engine.loop.kept == 0)  # cut mid-token: not kept
-
-
-def test_a_search_continuing_its_sequences_repeats_and_computes_fewer_prompt_tokens(exact_engine, gsm8k_tasks):
-    tasks, loop = gsm8k_tasks[:2], exact_engine.loop
-    ctx = Context(generator=exact_engine, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=64), seed=1)
-
-    def solve(**params):
-        exact_engine.llm.reset_prefix_cache()
-        prefilled, added = loop.prefilled_tokens, loop.added_samples
-        results = Strategy.create("beam_search", budget=4, width=2, delimiter="\n", **params).solve(tasks, ctx)
-        return results, (loop.prefilled_tokens - prefilled) / (loop.added_samples - added)
-
-    continued, per_sample = solve(continue_sequences=True)
-    again, _ = solve(continue_sequences=True)
-    assert [r.details["tree"] for r in again] == [r.details["tree"] for r in continued]  # seeded: it repeats
-    assert all(r.chosen is not None for r in continued)
-    assert wait_for(lambda: loop.kept == 0)  # every kept sequence was resumed or let go
-    # a kept beam's first child computes one prompt token, not its prompt's last partial block
-    _, plain_per_sample = solve()
-    assert per_sample < 0.8 * plain_per_sample
-
-
 def test_a_cancelled_request_stops_and_is_charged_what_it_made(exact_engine, gsm8k_tasks):
     ledger, start = Ledger(), exact_engine.loop.steps
     prompt = PromptTemplate().build(gsm8k_tasks[0])  # a solution runs far past 10 tokens

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 
-from fakes import KeepingStepGenerator, StepGenerator
+from fakes import StepGenerator
 from testtime.strategies import Context, Strategy
 from testtime.strategies.mcts import backpropagate, select_leaf, ucb
 from testtime.strategies.particle_filtering import resample, softmax
@@ -69,24 +69,6 @@ def test_each_search_finds_the_best_path(name, params):
         assert {req.prompt.messages[-1][1] for req in call} == {t.question for t in TASKS}
     # one verifier call per generate call, counted once per question
     assert results[0].ledger.verifier_calls == results[0].ledger.generate_calls == len(c.generator.calls)
-
-
-@pytest.mark.parametrize("name,params", SEARCHES, ids=[f"{n}-{sorted(p.items())}" for n, p in SEARCHES])
-def test_each_search_continuing_its_sequences_finds_the_best_path_and_lets_every_one_go(name, params):
-    gen = KeepingStepGenerator(two_step_script)
-    results = Strategy.create(name, **params, continue_sequences=True).solve(
-        TASKS, Context(generator=gen, verifier=ArithmeticVerifier()))
-    assert [r.prediction for r in results] == ["12"] * len(TASKS)
-    # every kept sequence was resumed (with its own answer as the prompt) or let go, each once
-    assert gen.issued > 0 and gen.outstanding == {}
-    if name == "beam_search":  # every beam it kept (a step with children) gave its first child its own sequence
-        expanded = [{n["parent"] for n in r.details["tree"]["nodes"]} - {None, 0} for r in results]
-        assert gen.resumed == sum(map(len, expanded)) > 0
-
-
-def test_continuing_sequences_is_refused_where_the_generator_keeps_none():
-    with pytest.raises(ValueError, match="continue_sequences needs a generator that keeps sequences"):
-        Strategy.create("beam_search", continue_sequences=True).solve(TASKS, ctx())
 
 
 def test_beam_search_keeps_n_over_m_beams_and_expands_each_m_ways():

@@ -73,19 +73,10 @@ class GenerationRequest:
     prompt: Prompt
     n: int = 1
     params: SamplingParams = field(default_factory=SamplingParams)
-    # Keep each sample's sequence in the engine where it stops, so that a later request can continue it
-    # (``resume``) without computing its prompt again; its completion carries the handle (``kept``).
-    # Only where the generator ``keeps``; it then stops at the end of the token that holds a stop string.
-    keep: bool = False
-    # A kept sequence (an earlier ``Completion.kept``) that this request continues: the prompt must be that
-    # request's prompt plus that completion's text. One sample; the sequence's tokens stay exactly as written.
-    resume: object | None = None
 
     def __post_init__(self):
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
-        if self.resume is not None and self.n != 1:
-            raise ValueError(f"a request that resumes a kept sequence has one sample, got n={self.n}")
 
 
 ABORTED = "abort"  # the finish reason of a sample stopped before its end (a cancellation, a strategy's own stop)
@@ -106,9 +97,6 @@ class Completion:
     # Of token_count, those inside thinking tags (testtime.reasoning); set by ``Generator.generate``
     # where the backend did not say.
     reasoning_tokens: int = 0
-    # Where the request asked to ``keep``: the engine's handle on this sample's sequence, held until a
-    # request resumes it or ``Generator.release`` lets it go. None where the sequence was not kept.
-    kept: object | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -161,8 +149,6 @@ class Generator(abc.ABC):
     # The backend streams (``submit_all``): concurrent calls from many threads join one running batch, and a
     # request can be stopped mid-generation.
     streams: bool = False
-    # The backend keeps a sample's sequence for a later request to continue (``GenerationRequest.keep``).
-    keeps: bool = False
 
     @abc.abstractmethod
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -195,8 +181,6 @@ class Generator(abc.ABC):
         start = time.perf_counter()
         if watch is not None and not self.streams:
             raise ValueError(f"generator {self.name!r} does not stream: nothing to watch")
-        if not self.keeps and any(r.keep or r.resume is not None for r in requests):
-            raise ValueError(f"generator {self.name!r} keeps no sequences: a request asked to keep or resume one")
         raw = self._stream_all(requests, stop, watch) if self.streams else self._generate(requests)
         results = [self._count_reasoning(request, result) for request, result in zip(requests, raw)]
         elapsed = time.perf_counter() - start
@@ -251,11 +235,6 @@ class Generator(abc.ABC):
                 reasoning_tokens=result.reasoning_tokens,
             )
         count_call(ledgers, "generate_calls")
-
-    def release(self, kept: Sequence[object]) -> None:
-        """Let kept sequences go (their engine memory is freed); where the backend ``keeps``."""
-        if kept:
-            raise NotImplementedError(f"generator {self.name!r} keeps no sequences")
 
     def count_prompt_tokens(self, prompt: Prompt) -> int | None:
         """Tokens the prompt takes, where the backend can tell without generating."""

@@ -5,12 +5,6 @@ client) join the running batch at the next engine step and leave it when finishe
 an abort is applied before the next step. Every sample is its own engine request (vLLM's own
 fan-out of ``n`` does the same, with seeds ``seed + index``), so one sample can be stopped alone.
 
-A request may ask to keep its samples' sequences (``GenerationRequest.keep``): each is then a resumable
-vLLM request that pauses at its end with its KV cache held, and a later request continues it from its
-last token (``resume``) instead of computing its prompt again. vLLM pauses such a request only on stop
-tokens, so its stop strings become the ids of every token that holds one; one spanning tokens is caught
-in the text here, and that sample ends as a stop string would, not kept.
-
 Each step's wall time is shared among the requests it advanced, by the tokens it computed for
 each (uncached prompt on the first step, then one per generated token): a request's
 ``engine_seconds`` are its own, whatever else ran beside it.
@@ -21,33 +15,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass
 
-from testtime.generators.base import ABORTED, EngineDied, GenerationRequest, merge_logprob
-from testtime.generators.streams import OnUpdate, Stream
-
-
-@dataclass(frozen=True)
-class Kept:
-    """A sample's sequence paused in the engine: its request, and the token it ended on (sampled, not
-    yet computed: its continuation starts by computing it)."""
-
-    request_id: str
-    last_token: int
-    pause: int  # which pause of the loop's: a resumed request pauses again under the same request id
-
-
-@dataclass
-class Submission:
-    """One request for the loop: the engine prompt, one vLLM ``SamplingParams`` per sample, and for
-    kept samples the stop strings to watch for across tokens."""
-
-    request: GenerationRequest
-    prompt: object
-    params: list
-    prompt_tokens: int
-    on_update: OnUpdate | None = None
-    stops: tuple[str, ...] = ()
+from testtime.generators.base import ABORTED, EngineDied, merge_logprob
+from testtime.generators.streams import Stream
 
 
 class EngineLoop:
@@ -63,10 +33,7 @@ class EngineLoop:
         self._lock = threading.Condition()
         self._added: list[tuple[Stream, list]] = []
         self._aborts: list[str] = []
-        self._releases: list[Kept] = []
         self._live: dict[str, tuple[Stream, int]] = {}  # engine request id -> (stream, sample index)
-        self._paused: dict[str, Kept] = {}  # engine request id -> its sequence, waiting to be resumed or released
-        self._pauses = itertools.count()
         self._ids = itertools.count()
         self._closed = False
         self.error: BaseException | None = None
@@ -83,30 +50,17 @@ class EngineLoop:
         with self._lock:
             return len(self._live) + sum(len(s.samples) for s, _ in self._added)
 
-    @property
-    def kept(self) -> int:
-        """Sequences paused in the engine, kept for a later request to continue."""
-        with self._lock:
-            return len(self._paused)
-
-    def submit(self, items: list[Submission]) -> list[Stream]:
-        """Queue requests, all to be added before the same step."""
-        streams = [Stream(self, item.request, item.prompt_tokens, item.on_update) for item in items]
+    def submit(self, items: list[tuple]) -> list[Stream]:
+        """Queue requests, all to be added before the same step: one ``(request, engine prompt, one vLLM
+        SamplingParams per sample, prompt tokens, on_update)`` each."""
+        streams = [Stream(self, request, prompt_tokens, on_update)
+                   for request, _, _, prompt_tokens, on_update in items]
         with self._lock:
             if self.error is not None or self._closed:
                 raise RuntimeError("the engine loop has stopped") from self.error
-            for stream, item in zip(streams, items):
-                kept = item.request.resume
-                if kept is not None:
-                    if not isinstance(kept, Kept) or self._paused.get(kept.request_id) != kept:
-                        raise ValueError(f"cannot resume {kept!r}: not a sequence this engine keeps (released, "
-                                         "resumed already, or from another generator)")
-                    del self._paused[kept.request_id]
-                    stream._ids = [kept.request_id]
-                else:
-                    stream._ids = [f"tt-{next(self._ids)}" for _ in item.params]
-                stream.stops = item.stops
-                self._added.append((stream, item))
+            for stream, (_, prompt, params, _, _) in zip(streams, items):
+                stream._ids = [f"tt-{next(self._ids)}" for _ in params]
+                self._added.append((stream, [prompt, params]))
             self._lock.notify()
         return streams
 
@@ -114,13 +68,6 @@ class EngineLoop:
         if request_ids:
             with self._lock:
                 self._aborts.extend(request_ids)
-                self._lock.notify()
-
-    def release(self, kept: list[Kept]) -> None:
-        """Let kept sequences go: their KV cache is freed before the next step."""
-        if kept:
-            with self._lock:
-                self._releases.extend(kept)
                 self._lock.notify()
 
     @property
@@ -154,52 +101,26 @@ class EngineLoop:
             self.fail(exc)
 
     def _next(self) -> bool:
-        """Wait for work; add what was submitted, apply aborts and releases. False once closed."""
+        """Wait for work; add what was submitted and apply aborts. False once closed."""
         with self._lock:
-            while not (self._added or self._aborts or self._releases or self._live or self._closed):
+            while not (self._added or self._aborts or self._live or self._closed):
                 self._lock.wait()
             if self._closed:
                 return False
             added, self._added = self._added, []
             aborts, self._aborts = self._aborts, []
-            released = [kept.request_id for kept in self._releases if self._paused.get(kept.request_id) == kept]
-            for request_id in released:
-                del self._paused[request_id]
-            self._releases = []
-        for stream, item in added:
-            for index, (request_id, params) in enumerate(zip(stream._ids, item.params)):
+        for stream, (prompt, params) in added:
+            for index, (request_id, p) in enumerate(zip(stream._ids, params)):
                 self._live[request_id] = (stream, index)
                 self.added_samples += 1
-                self._add(stream, index, request_id, item, params)
+                self.engine.add_request(request_id, prompt, p)
         live = [request_id for request_id in aborts if request_id in self._live]
-        if live or released:
-            self.engine.abort_request(live + released)
+        if live:
+            self.engine.abort_request(live)
             for request_id in live:
                 stream, index = self._live.pop(request_id)
                 stream._finish_sample(index, ABORTED)
         return True
-
-    def _add(self, stream: Stream, index: int, request_id: str, item: Submission, params) -> None:
-        kept = item.request.resume
-        if not (item.request.keep or kept is not None):
-            self.engine.add_request(request_id, item.prompt, params)
-            return
-        if kept is not None:  # only the token it ended on is computed; the rest is in its KV cache
-            from vllm.inputs import TokensPrompt
-
-            stream.samples[index].started = True
-            stream.cached_prompt_tokens = max(item.prompt_tokens - 1, 0)
-            self.prefilled_tokens += 1
-            prompt = TokensPrompt(prompt_token_ids=[kept.last_token])
-        else:
-            prompt = item.prompt
-        # LLMEngine.add_request cannot make a resumable request: what it does for one sample, by hand.
-        engine = self.engine
-        request = engine.input_processor.process_inputs(request_id, prompt, params, resumable=True,
-                                                        supported_tasks=engine.get_supported_tasks())
-        request.external_req_id = request_id
-        engine.output_processor.add_request(request, None, None, 0)
-        engine.engine_core.add_request(request)
 
     def _step(self) -> None:
         if not self._live:
@@ -235,8 +156,6 @@ class EngineLoop:
         for c in out.outputs:  # one: every request is a single sample
             sample.parts.append(c.text)
             sample.token_count += len(c.token_ids)
-            if c.token_ids:
-                sample.last_token = c.token_ids[-1]
             sample.cumulative_logprob = c.cumulative_logprob
             if sample.tops is not None and c.logprobs:
                 sample.tops.extend(top_logprobs_of(c.logprobs, stream.request.params.logprobs, self.tokenizer))
@@ -244,38 +163,12 @@ class EngineLoop:
                 sample.stop_reason = c.stop_reason if isinstance(c.stop_reason, str) else None
                 reason = "length" if c.finish_reason == "length" else "stop"
         finished = out.finished
-        if stream.stops and not finished:
-            finished = self._stopped_in_text(stream, index, out)
         if finished:  # seen by the watcher below before any waiter wakes
             self._live.pop(out.request_id, None)
             sample.finish_reason = reason
         stream._notify(index)
         if finished:
             stream._finish_sample(index, reason)
-
-    def _stopped_in_text(self, stream: Stream, index: int, out) -> bool:
-        """A kept sample: paused at its end (kept), or cut at a stop string that spans tokens (released)."""
-        sample, ended = stream.samples[index], any(c.finish_reason is not None for c in out.outputs)
-        text = sample.text
-        found = [(text.find(s) + len(s), s) for s in stream.stops if s in text]
-        if ended:
-            if found or sample_cut_at_length(out):  # paused where a later request may go on
-                sample.kept = Kept(out.request_id, sample.last_token, next(self._pauses))
-                with self._lock:
-                    self._paused[out.request_id] = sample.kept
-                sample.stop_reason = min(found)[1] if found else None
-            else:  # the end of its answer: nothing to go on from
-                self.engine.abort_request([out.request_id])
-            return True
-        if not found:
-            return False
-        end, stop = min(found)
-        sample.parts, sample.stop_reason = [text[:end]], stop
-        self.engine.abort_request([out.request_id])
-        return True
-
-def sample_cut_at_length(out) -> bool:
-    return any(c.finish_reason == "length" for c in out.outputs)
 
 
 def top_logprobs_of(positions, k: int, tokenizer=None) -> list[dict[str, float]]:

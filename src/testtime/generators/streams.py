@@ -21,8 +21,6 @@ class Sample:
     stop_reason: str | None = None
     cumulative_logprob: float | None = None
     started: bool = False  # its prefill is done (its first output came)
-    last_token: int | None = None  # the last token id it generated, where the backend says
-    kept: object | None = None  # the engine's handle on its paused sequence, where the request asked to keep it
 
     @property
     def text(self) -> str:
@@ -35,7 +33,7 @@ class Sample:
     def completion(self) -> Completion:
         return Completion(text=self.text, token_count=self.token_count, finish_reason=self.finish_reason,
                           cumulative_logprob=self.cumulative_logprob, stop_reason=self.stop_reason,
-                          top_logprobs=tuple(self.tops) if self.tops is not None else None, kept=self.kept)
+                          top_logprobs=tuple(self.tops) if self.tops is not None else None)
 
 
 # Called as sample ``index`` gains tokens or ends, on the backend's thread (the engine loop's, or the HTTP
@@ -59,7 +57,6 @@ class Stream:
         self._aborts = aborts
         self._notifying = threading.Lock()  # one watcher call at a time, whichever thread updates
         self._ids: list[str] = []
-        self.stops: tuple[str, ...] = ()  # a kept request's stop strings, watched across tokens (engine loop)
         self._ended: set[int] = set()
         self._done = threading.Event()
 

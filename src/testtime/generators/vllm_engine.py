@@ -16,7 +16,7 @@ from testtime.generators.base import (
     PromptTooLongError,
     SamplingParams,
 )
-from testtime.generators.engine_loop import EngineLoop, Submission
+from testtime.generators.engine_loop import EngineLoop
 from testtime.generators.streams import Stream
 from testtime.reasoning import TAGS
 
@@ -61,7 +61,6 @@ class VLLMGenerator(Generator):
 
     name = "vllm"
     streams = True
-    keeps = True
 
     def __init__(
         self,
@@ -98,7 +97,6 @@ class VLLMGenerator(Generator):
         # The engine's thread detokenizes with its tokenizer; callers' threads render with their own.
         self.renderer = ChatRenderer.for_model(model, max_model_len)
         self._render_lock = threading.Lock()
-        self._holding: dict[tuple[str, ...], list[int]] = {}
         self.loop = EngineLoop(self.llm.llm_engine, self.tokenizer)
         watch_engine_core(self.llm.llm_engine, self.loop)
         self.thinks_in_tags = TAGS.close in (getattr(self.tokenizer, "chat_template", None) or "")
@@ -126,15 +124,12 @@ class VLLMGenerator(Generator):
         from vllm.sampling_params import RequestOutputKind
 
         p: SamplingParams = request.params
-        # A kept sequence pauses only on stop tokens (vLLM's resumable requests take no stop strings).
-        kept = request.keep or request.resume is not None
         return [VSamplingParams(
             n=1,
             temperature=p.temperature,
             top_p=p.top_p,
             max_tokens=min(p.max_tokens, self.max_model_len - prompt_len),
-            stop=None if kept else list(p.stop) or None,
-            stop_token_ids=self.tokens_holding(p.stop) if kept else None,
+            stop=list(p.stop) or None,
             include_stop_str_in_output=True,
             seed=None if p.seed is None else p.seed + index,
             logprobs=p.logprobs,
@@ -153,23 +148,9 @@ class VLLMGenerator(Generator):
                 raise PromptTooLongError(f"request {i}: prompt is {len(ids)} tokens, the model's context is "
                                          f"{self.max_model_len}")
         on_updates = on_updates or [None] * len(requests)
-        return self.loop.submit([
-            Submission(request, TokensPrompt(prompt_token_ids=ids), self._sample_params(request, len(ids)), len(ids),
-                       on_update, stops=request.params.stop if request.keep or request.resume is not None else ())
-            for request, ids, on_update in zip(requests, encoded, on_updates)])
-
-    def tokens_holding(self, stops: tuple[str, ...]) -> list[int]:
-        """The ids of every vocabulary token whose text holds one of ``stops`` (once per stop strings)."""
-        if not stops:
-            return []
-        with self._render_lock:
-            if stops not in self._holding:
-                texts = self.renderer.tokenizer.batch_decode([[i] for i in range(len(self.renderer.tokenizer))])
-                self._holding[stops] = [i for i, text in enumerate(texts) if any(s in text for s in stops)]
-            return self._holding[stops]
-
-    def release(self, kept) -> None:
-        self.loop.release(list(kept))
+        return self.loop.submit([(request, TokensPrompt(prompt_token_ids=ids), self._sample_params(request, len(ids)),
+                                  len(ids), on_update)
+                                 for request, ids, on_update in zip(requests, encoded, on_updates)])
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return self._stream_all(requests, None)

@@ -21,7 +21,6 @@ from typing import Sequence
 from testtime.answers import states_final_answer
 from testtime.generators.base import ABORTED, Completion, GenerationRequest
 from testtime.ledger import Ledger
-from testtime.params import ParameterError
 from testtime.selection import Candidate, Selector, checked_selector, select
 from testtime.steps import DEFAULT_STEP_DELIMITER
 from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
@@ -32,21 +31,11 @@ from testtime.verifiers.gathered import Gathered
 
 
 class Expander:
-    """Grows many trees at once: each ``expand`` is one generate call and one verifier call.
-
-    With the strategy's ``continue_sequences``, each new step's engine sequence is kept, and the first
-    child of a node that is expanded next continues it: its prompt is not computed again. A tree's kept
-    sequences that its next expansion does not continue are released then (one tree per thread: each
-    tree's own)."""
+    """Grows many trees at once: each ``expand`` is one generate call and one verifier call."""
 
     def __init__(self, ctx: Context, strategy: SearchStrategy, trees: Sequence[Tree], ledgers: Sequence[Ledger]):
         self.ctx, self.strategy = ctx, strategy
         self._ledger = {id(tree): ledger for tree, ledger in zip(trees, ledgers)}
-        self.keeps = strategy.continue_sequences
-        if self.keeps and not ctx.generator.keeps:
-            raise ParameterError(f"{strategy.name}: continue_sequences needs a generator that keeps sequences "
-                                 f"(the in-process engine), not {ctx.generator.name!r}")
-        self._kept: dict[int, dict[int, object]] = {id(tree): {} for tree in trees}  # tree -> node id -> sequence
 
     def ledger(self, tree: Tree) -> Ledger:
         return self._ledger[id(tree)]
@@ -59,52 +48,18 @@ class Expander:
 
         Returns the new children of each want, in order, already scored.
         """
-        seen = seen_nodes(wants)
+        seen = {(id(t), n.id) for t, n, _ in wants}
         if len(seen) != len(wants):
             raise ValueError("expand: each node may appear once per call (ask for n children instead)")
-        requests, owners = self._requests(wants, seen, kind, greedy, to_end)
-        results = self.ctx.generate(requests, [self.ledger(wants[i][0]) for i in owners],
-                                    [wants[i][0].task for i in owners])
-        completions: list[list[Completion]] = [[] for _ in wants]
-        for i, result in zip(owners, results):
-            completions[i].extend(result.completions)
+        requests = [GenerationRequest(tree.prompt_for(node), n=n, params=self._params(tree, node, kind, greedy, to_end))
+                    for tree, node, n in wants]
+        results = self.ctx.generate(requests, [self.ledger(tree) for tree, _, _ in wants], [tree.task for tree, _, _ in wants])
         children = [
-            [self._add(tree, node, completion, kind, to_end) for completion in done]
-            for (tree, node, _), done in zip(wants, completions)
+            [self._add(tree, node, completion, kind, to_end) for completion in result.completions]
+            for (tree, node, _), result in zip(wants, results)
         ]
         self.score([(tree, child) for (tree, _, _), kids in zip(wants, children) for child in kids])
         return children
-
-    def _requests(self, wants, seen, kind: str, greedy: bool, to_end: bool) -> tuple[list[GenerationRequest], list[int]]:
-        """One request per want; where a node's own sequence is kept, it continues as the first child, and
-        a second request samples the rest with the seeds they would have had (``seed + index``)."""
-        keep = self.keeps and not to_end
-        self.release({id(tree) for tree, _, _ in wants}, keeping=seen if keep else set())
-        requests, owners = [], []
-        for i, (tree, node, n) in enumerate(wants):
-            prompt, params = tree.prompt_for(node), self._params(tree, node, kind, greedy, to_end)
-            kept = self._kept[id(tree)].pop(node.id, None) if keep else None
-            if kept is not None:
-                requests.append(GenerationRequest(prompt, 1, params, keep=True, resume=kept))
-                owners.append(i)
-                if n == 1:
-                    continue
-                n, params = n - 1, replace(params, seed=None if params.seed is None else params.seed + 1)
-            requests.append(GenerationRequest(prompt, n, params, keep=keep))
-            owners.append(i)
-        return requests, owners
-
-    def release(self, trees: set[int] | None = None, keeping: set[tuple[int, int]] = frozenset()) -> None:
-        """Let go of the kept sequences of ``trees`` (all, by default) but those of the nodes in ``keeping``."""
-        if not self.keeps:
-            return
-        gone = []
-        for tree_id, kept in self._kept.items():
-            if trees is None or tree_id in trees:
-                for node_id in [k for k in kept if (tree_id, k) not in keeping]:
-                    gone.append(kept.pop(node_id))
-        if gone:
-            self.ctx.generator.release(gone)
 
     def score(self, pairs: Sequence[tuple[Tree, Node]]) -> None:
         """Score every node's path in one verifier batch."""
@@ -133,7 +88,7 @@ class Expander:
         delimiter = self.strategy.delimiter
         text = completion.text
         at_delimiter = text.endswith(delimiter) or completion.stop_reason == delimiter
-        if completion.stop_reason == delimiter and delimiter not in text:
+        if completion.stop_reason == delimiter and not text.endswith(delimiter):
             text += delimiter  # servers that strip the stop string
         child = tree.add(parent, text, completion.token_count, kind)
         at_cap = child.path_tokens >= self.ctx.sampling.max_tokens
@@ -150,11 +105,6 @@ class Expander:
         if child.end is None and child.depth >= self.strategy.max_depth:
             child.end = "depth"
         child.terminal = child.end is not None
-        if completion.kept is not None:  # an ended path is never continued
-            if child.terminal:
-                self.ctx.generator.release([completion.kept])
-            else:
-                self._kept[id(tree)][child.id] = completion.kept
         return child
 
 
@@ -168,10 +118,6 @@ class SearchStrategy(Strategy):
     delimiter: str = field(default=DEFAULT_STEP_DELIMITER, metadata={"escapes": True, "help": "the text that ends a step"})
     selector: str = field(default=Selector.BEST.value, metadata={
         "help": "final choice among complete solutions: best, majority, weighted, borda (rank-weighted)"})
-    continue_sequences: bool = field(default=False, metadata={
-        "help": "in-process engine: a node's first child continues the engine sequence that wrote the node "
-                "(its prompt is not computed again); steps then end at the token holding the delimiter, "
-                "and a seed gives other draws"})
 
     uses_verifier = True
 
@@ -209,35 +155,27 @@ class SearchStrategy(Strategy):
         self.check(ctx.verifier)
         trees = [Tree(task, ctx.template.build(task)) for task in tasks]
         ledgers = [Ledger() for _ in tasks]
-        apart, stopping = ctx.generator.streams and len(trees) > 1, threading.Event()
-        if apart:  # every tree stops at its next token once ``stopping`` is set
-            cancelled = ctx.cancelled
+        if ctx.generator.streams and len(trees) > 1:
+            # Each tree on its own thread: it advances as soon as its own steps are generated and scored,
+            # never waiting for a round of the others; the engine and the verifier batch whatever is ready.
+            stopping, cancelled = threading.Event(), ctx.cancelled
             ctx = replace(ctx, verifier=Gathered(ctx.verifier),
                           cancelled=lambda task: stopping.is_set() or (cancelled is not None and cancelled(task)))
-        expander = Expander(ctx, self, trees, ledgers)
-        try:
-            if apart:
-                self._grow_apart(trees, expander, stopping)
-            else:
-                self._grow(trees, expander)
-        finally:
-            expander.release()
+            expander = Expander(ctx, self, trees, ledgers)
+            with ThreadPoolExecutor(max_workers=len(trees), thread_name_prefix="testtime-tree") as pool:
+                growing = [pool.submit(self._grow, [tree], expander) for tree in trees]
+                try:
+                    # Waits in short slices: a signal's handler (Ctrl-C, SIGTERM) runs only between them.
+                    while wait(growing, timeout=0.2).not_done:
+                        pass
+                    for future in growing:
+                        future.result()  # a tree's error is the search's
+                except BaseException:  # every tree stops at its next token, not at its end
+                    stopping.set()
+                    raise
+        else:
+            self._grow(trees, Expander(ctx, self, trees, ledgers))
         return [self._result(tree, ledger) for tree, ledger in zip(trees, ledgers)]
-
-    def _grow_apart(self, trees: list[Tree], expander: Expander, stopping: threading.Event) -> None:
-        """Each tree on its own thread: it advances as soon as its own steps are generated and scored, never
-        waiting for a round of the others; the engine and the verifier batch whatever is ready."""
-        with ThreadPoolExecutor(max_workers=len(trees), thread_name_prefix="testtime-tree") as pool:
-            growing = [pool.submit(self._grow, [tree], expander) for tree in trees]
-            try:
-                # Waits in short slices: a signal's handler (Ctrl-C, SIGTERM) runs only between them.
-                while wait(growing, timeout=0.2).not_done:
-                    pass
-                for future in growing:
-                    future.result()  # a tree's error is the search's
-            except BaseException:  # every tree stops at its next token, not at its end
-                stopping.set()
-                raise
 
     def _grow(self, trees: list[Tree], expander: Expander) -> None:
         """Search rounds over ``trees`` until each is done: all in step (one batch a round), or one alone."""
@@ -265,10 +203,6 @@ class SearchStrategy(Strategy):
 
     def choose(self, tree: Tree, nodes: list[Node], candidates: list[Candidate]) -> Candidate | None:
         return select(candidates, self.selector)
-
-
-def seen_nodes(wants) -> set[tuple[int, int]]:
-    return {(id(tree), node.id) for tree, node, _ in wants}
 
 
 def node_candidate(node: Node) -> Candidate:
