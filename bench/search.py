@@ -8,7 +8,9 @@ tokens served from the prefix cache, (c) accuracy and tokens of both, (d) the sh
 the engine spent in its steps (the rest it waited for work: the strategy's own Python, or the tail
 of a run), its mean batch, and the CPU time of this process (vLLM's engine core runs in its own),
 (e) the tokens the engine computed (every sample's prompt tokens outside the prefix cache, and the
-generated ones) and their ratio, beam / best-of-N. Usage:
+generated ones) and their ratio, beam / best-of-N, (f) the longest chain of tokens one question must
+generate one after another (each takes an engine step): best-of-N's longest sample; a search's sum,
+over its depths, of each depth's longest step, since a depth's choice waits for all its steps. Usage:
 
     .venv/bin/python bench/search.py [--questions 30] [--n 16] [--width 4] [--strategy beam_search] [--delimiter '\n']
 """
@@ -72,7 +74,32 @@ def measure(strategy: Strategy, tasks, ctx: Context, gen: VLLMGenerator) -> dict
         "engine_prefilled_tokens": prefilled,
         "engine_tokens": prefilled + total.completion_tokens,
         "ledger_tokens": total.prompt_tokens - total.cached_prompt_tokens + total.completion_tokens,
+        # The longest chain of tokens one question needs generated one after another (a token takes an
+        # engine step): a search's depths each wait for their longest step; best-of-N, its longest sample.
+        "longest_chain_tokens": max(chain_tokens(r) for r in results),
+        # A search's longest single path: its chain, were no depth to wait for the others' steps.
+        "longest_path_tokens": max(path_tokens(r) for r in results),
     }
+
+
+def chain_tokens(result) -> int:
+    tree = result.details.get("tree")
+    if tree is None:
+        return max((c.tokens for c in result.candidates), default=0)
+    longest: dict[int, int] = {}
+    for node in tree["nodes"][1:]:
+        longest[node["depth"]] = max(longest.get(node["depth"], 0), node["tokens"])
+    return sum(longest.values())
+
+
+def path_tokens(result) -> int:
+    tree = result.details.get("tree")
+    if tree is None:
+        return chain_tokens(result)
+    total: dict[int, int] = {}
+    for node in tree["nodes"]:  # parents come before their children
+        total[node["id"]] = total.get(node["parent"], 0) + node["tokens"]
+    return max(total.values())
 
 
 def main_process_cpu_seconds() -> float:
@@ -120,6 +147,10 @@ def main() -> int:
               f"{row['ledger_tokens']:,} ({1 - row['ledger_tokens'] / (row['engine_tokens'] or 1):.0%} fewer)")
     print(f"  (e) engine tokens {args.strategy} / best-of-{args.n}: "
           f"{search['engine_tokens'] / baseline['engine_tokens']:.2f}")
+    for row in (baseline, search):
+        print(f"  (f) {row['strategy']['strategy']:18s} the longest chain one question generates token after token: "
+              f"{row['longest_chain_tokens']:,} tokens (a search's depths each wait for their longest step; its "
+              f"longest single path: {row['longest_path_tokens']:,}); the run took {row['engine_steps']:,} engine steps")
     gen.close()
     return 0
 
