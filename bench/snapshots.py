@@ -27,14 +27,20 @@ def restore(run_dir: Path, name: str) -> None:
 
 
 def snapshot(run_dir: Path, name: str) -> Path:
-    """A consistent copy of the store (sqlite's backup API, write-ahead log included), compressed."""
+    """A consistent copy of the store (sqlite's backup API, write-ahead log included), compressed.
+
+    The same store gives the same bytes (no time or file name in the gzip header), so an unchanged
+    run leaves git nothing to commit; the committed snapshot is replaced only once the new one is whole."""
     SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     target, copy = SNAPSHOTS / f"{name}.db.gz", run_dir / "snapshot.db"
+    partial = target.with_name(target.name + ".partial")
     copy.unlink(missing_ok=True)
     with sqlite3.connect(run_dir / "run.db") as src, sqlite3.connect(copy) as dst:
         src.backup(dst)
-    with open(copy, "rb") as src, gzip.open(target, "wb", compresslevel=9) as dst:
-        shutil.copyfileobj(src, dst)
+    with open(copy, "rb") as src, open(partial, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as dst:
+            shutil.copyfileobj(src, dst)
+    partial.replace(target)
     copy.unlink()
     print(f"wrote {target.relative_to(REPO)} ({target.stat().st_size:,} bytes)", flush=True)
     return target
