@@ -157,6 +157,29 @@ def test_a_sweep_on_a_local_ray_cluster_equals_the_single_process_run(uninterrup
     assert json.loads((out / "summary.json").read_text())["ray"] == ray_cluster
 
 
+def test_a_sweep_whose_ray_worker_dies_stops_with_the_reason_and_keeps_its_chunks(ray_cluster, tmp_path):
+    import psutil
+
+    out = tmp_path / "ray-worker-killed"
+    proc = sweep(out, "--ray", ray_cluster, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None and not ((out / "run.db").exists() and stored(out)):
+            time.sleep(0.2)
+        workers = [p for p in psutil.process_iter(["cmdline"]) if "ShardWorker" in " ".join(p.info["cmdline"] or ())]
+        assert workers and proc.poll() is None
+        workers[0].kill()  # as the out-of-memory killer would take the process that holds a model
+        _, err = proc.communicate(timeout=300)
+    finally:
+        kill_tree(proc.pid)
+    err = " ".join(err.split())
+    assert proc.returncode == 2, err[-3000:]  # the reason, not a traceback
+    assert "a Ray worker's process died" in err and "Traceback" not in err
+    kept = stored(out)
+    assert f"{len(kept)} finished results are kept in" in err and "rerun with --resume" in err
+    assert kept and len(kept) % 2 == 0  # whole chunks only
+
+
 class _Recorder:
     """Delegates to the real engine, keeping each request's prompt, n and seed (an observer, not a fake)."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from testtime.generators import GeneratorSpec, SamplingParams
+from testtime.generators import EngineDied, GeneratorSpec, SamplingParams
 from testtime.prompting import PromptTemplate
 from testtime.runner import Chunk, Plan, Solved, Unit, check_prompts_fit, commit_all, solve_chunk
 from testtime.store import RunStore
@@ -83,6 +83,9 @@ def execute_on_ray(
             # The worker's own exception (an upstream failure, a prompt too long) is what the user needs.
             cause = getattr(exc, "cause", None)
             raise (cause if isinstance(cause, Exception) else exc) from None
+        except ray.exceptions.RayActorError as exc:  # its process is gone, and its engine with it
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EngineDied(f"a Ray worker's process died (killed, out of memory, or its node lost?): {reason}") from None
         return ray.get(actors[0].info.remote())
     finally:
         ray.shutdown()
