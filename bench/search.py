@@ -147,10 +147,11 @@ def main() -> int:
               f"{row['ledger_tokens']:,} ({1 - row['ledger_tokens'] / (row['engine_tokens'] or 1):.0%} fewer)")
     print(f"  (e) engine tokens {args.strategy} / best-of-{args.n}: "
           f"{search['engine_tokens'] / baseline['engine_tokens']:.2f}")
-    for row in (baseline, search):
-        print(f"  (f) {row['strategy']['strategy']:18s} the longest chain one question generates token after token: "
-              f"{row['longest_chain_tokens']:,} tokens (a search's depths each wait for their longest step; its "
-              f"longest single path: {row['longest_path_tokens']:,}); the run took {row['engine_steps']:,} engine steps")
+    print(f"  (f) the longest chain one question generates token after token (each token an engine step): "
+          f"best-of-{args.n}'s longest sample, {baseline['longest_chain_tokens']:,} tokens, in "
+          f"{baseline['engine_steps']:,} steps; {args.strategy}'s depths, each waiting for its longest step, "
+          f"{search['longest_chain_tokens']:,} tokens (its longest single path {search['longest_path_tokens']:,}), "
+          f"in {search['engine_steps']:,} steps")
     gen.close()
     return 0
 

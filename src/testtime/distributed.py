@@ -84,7 +84,7 @@ def execute_on_ray(
             cause = getattr(exc, "cause", None)
             raise (cause if isinstance(cause, Exception) else exc) from None
         except ray.exceptions.RayActorError as exc:  # its process is gone, and its engine with it
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
             raise EngineDied(f"a Ray worker's process died (killed, out of memory, or its node lost?): {reason}") from None
         return ray.get(actors[0].info.remote())
     finally:
