@@ -1,0 +1,268 @@
+"""The sandbox: model-written code runs here, one fresh process per execution, never in ours.
+
+Threat model. It is built for programs that are wrong, greedy or careless (the normal output of a
+small model), not for an adversary who studies it; it is not a container.
+
+What it stops, on Linux (each case is a test in ``tests/test_sandbox.py``):
+- running long: a wall-clock deadline kills the whole process group, and a CPU-time limit (RLIMIT_CPU)
+  kills a busy loop even where the wall clock is generous;
+- memory: an address-space limit (RLIMIT_AS) turns a memory bomb into ``MemoryError``;
+- a fork bomb: a process-count limit (RLIMIT_NPROC) for a user id of the execution's own (below), and
+  every process left with that user id is killed at the end, also one that left the process group;
+- files: a fresh temporary working directory, removed afterwards; a file-size limit (RLIMIT_FSIZE)
+  caps the program's files and its stdout and stderr, which go to files there (100 MB of prints end
+  as an ``error``, not in our memory); when run as root the program runs as a user id of its own
+  (``SANDBOX_UID_BASE`` + slot), so it cannot write, delete or read root's files, nor signal our
+  process; /tmp, /var/tmp and /dev/shm are private empty tmpfs mounts that vanish with it;
+- secrets: the environment is replaced by a minimal one (no API keys, no ``TESTTIME_*``, HOME is the
+  working directory), and the interpreter starts with ``-s -P`` (no user site, no script folder);
+- the network: a network namespace of its own (``unshare(CLONE_NEWNET)``) has only a loopback that
+  is down, so no socket reaches anything;
+- lying about its result: the verdict comes over a pipe the harness owns, tagged with a nonce;
+  ``sys.exit(0)`` or ``os._exit(0)`` before a test's asserts is no pass, and neither is exit code 0.
+
+What it does not stop:
+- a program that reads the harness's memory (the nonce) on purpose, or returns an object whose
+  ``__eq__`` is always true to a test that compares inside the sandbox;
+- where the kernel refuses namespaces (some containers), the network stays open and /tmp shared:
+  ``Execution.isolation`` says what held, and ``Sandbox.check()`` reports it before a run;
+- not run as root: the program runs as our own user, so it can read and delete what we can by
+  absolute path, RLIMIT_NPROC counts all of our processes, and a process that leaves the group
+  survives the end; in a user namespace the network is still cut where the kernel allows it;
+- side channels, kernel exploits, and CPU or disk bandwidth taken from other work on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+CHILD = Path(__file__).with_name("child.py")
+SANDBOX_UID_BASE = 61000  # root only: slot k runs as this + k, a user id nothing else on the machine uses
+STATUSES = ("passed", "failed", "timeout", "memory", "error")
+_TAIL_CHARS = 2000
+_VERDICT_BYTES = 4 << 20  # what the verdict pipe may carry before the execution is cut
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one execution may take."""
+
+    wall_seconds: float = 10.0
+    cpu_seconds: int = 10
+    memory_bytes: int = 1 << 30  # address space, not resident memory: an interpreter alone maps ~30 MB
+    processes: int = 16
+    file_bytes: int = 4 << 20  # each file it writes, its stdout and stderr included
+    tmp_bytes: int = 16 << 20  # its private /tmp
+    output_chars: int = 2000  # of each call's repr
+
+    def __post_init__(self):
+        for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "processes", "file_bytes", "tmp_bytes",
+                     "output_chars"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"sandbox limit {name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A program to run, then expressions to evaluate in its namespace (their repr() comes back)."""
+
+    program: str
+    calls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Output:
+    value: str | None = None  # repr() of what the call returned
+    raised: str | None = None  # else the name of the exception it raised
+
+
+@dataclass(frozen=True)
+class Execution:
+    status: str  # one of STATUSES
+    error: str | None = None  # what went wrong, in a line
+    stderr: str = ""  # the tail of the program's stderr
+    stdout: str = ""  # the tail of its stdout
+    outputs: tuple[Output, ...] = ()
+    seconds: float = 0.0
+    isolation: dict = field(default_factory=dict)  # which of network, private_tmp, user held
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "error": self.error, "stderr": self.stderr[-500:]}
+
+
+class Sandbox:
+    """Runs jobs in parallel over ``workers`` processes at a time, each under ``limits``."""
+
+    def __init__(self, limits: Limits = Limits(), workers: int | None = None):
+        self.limits = limits
+        self.workers = workers or os.cpu_count() or 1
+        self._slots: queue.Queue[int] = queue.Queue()
+        for slot in range(self.workers):
+            self._slots.put(slot)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
+        self.executions = 0
+        self.seconds = 0.0  # summed over executions (not wall time when they run in parallel)
+
+    def run(self, job: Job | str) -> Execution:
+        return self.run_many([job])[0]
+
+    def run_many(self, jobs: Sequence[Job | str]) -> list[Execution]:
+        jobs = [Job(j) if isinstance(j, str) else j for j in jobs]
+        results = list(self._pool.map(self._run_in_slot, jobs))
+        self.executions += len(results)
+        self.seconds += sum(r.seconds for r in results)
+        return results
+
+    def check(self) -> dict:
+        """What isolation holds on this machine (an empty program's ``isolation``)."""
+        return self.run(Job("pass")).isolation
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _run_in_slot(self, job: Job) -> Execution:
+        slot = self._slots.get()
+        try:
+            return execute(job, self.limits, uid=SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None)
+        finally:
+            self._slots.put(slot)
+
+
+def execute(job: Job, limits: Limits, uid: int | None = None) -> Execution:
+    """One job in a fresh interpreter and working directory; the directory and every process go after."""
+    workdir = tempfile.mkdtemp(prefix="testtime-sandbox-")
+    nonce = secrets.token_hex(16)
+    start = time.perf_counter()
+    try:
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+        proc = subprocess.Popen(
+            [sys.executable, "-s", "-P", str(CHILD)], cwd=workdir, env=_environment(workdir),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.stdin.write(json.dumps(_job_settings(job, limits, uid, nonce)).encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        verdict_bytes, timed_out = _read_verdict(proc, start + limits.wall_seconds, nonce)
+        _kill_everything(proc, uid)
+        returncode = proc.wait()
+        return _judge(verdict_bytes, nonce, timed_out, returncode, Path(workdir), time.perf_counter() - start)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _environment(workdir: str) -> dict:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _job_settings(job: Job, limits: Limits, uid: int | None, nonce: str) -> dict:
+    return {"program": job.program, "calls": list(job.calls), "nonce": nonce, "uid": uid,
+            "cpu_seconds": int(limits.cpu_seconds), "memory_bytes": int(limits.memory_bytes),
+            "processes": int(limits.processes), "file_bytes": int(limits.file_bytes),
+            "tmp_bytes": int(limits.tmp_bytes), "output_chars": int(limits.output_chars)}
+
+
+def _read_verdict(proc: subprocess.Popen, deadline: float, nonce: str) -> tuple[bytes, bool]:
+    """What the child writes to its verdict pipe, until it closes or the deadline; (bytes, timed out)."""
+    fd, chunks, size = proc.stdout.fileno(), [], 0
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return b"".join(chunks), True
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        data = os.read(fd, 65536)
+        if not data:  # closed: the child (and everything it started) has let go of the pipe
+            return b"".join(chunks), False
+        chunks.append(data)
+        size += len(data)
+        if size > _VERDICT_BYTES or (b"\n" in data and nonce.encode() in b"".join(chunks)):
+            return b"".join(chunks), False  # the verdict is in (a process it forked may still hold the pipe)
+
+
+def _kill_everything(proc: subprocess.Popen, uid: int | None) -> None:
+    """The process group, then (as root) every process still running under the execution's user id."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.stdout.close()
+    if uid is not None:
+        for _ in range(50):  # a fork loop can make new ones while we kill: repeat until none is left
+            if not _kill_user(uid):
+                break
+
+
+def _kill_user(uid: int) -> int:
+    killed = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return killed
+
+
+def _judge(verdict_bytes: bytes, nonce: str, timed_out: bool, returncode: int, workdir: Path,
+           seconds: float) -> Execution:
+    tails = {"stdout": _tail(workdir / "stdout.txt"), "stderr": _tail(workdir / "stderr.txt")}
+    verdict = _parse_verdict(verdict_bytes, nonce)
+    if verdict is not None:
+        outputs = tuple(Output(value=o.get("value"), raised=o.get("raised")) for o in verdict.get("outputs", ()))
+        status = verdict.get("status") if verdict.get("status") in STATUSES else "error"
+        return Execution(status, verdict.get("error"), outputs=outputs, seconds=seconds,
+                         isolation=verdict.get("isolation") or {}, **tails)
+    if timed_out:
+        return Execution("timeout", "ran past its wall-clock limit", seconds=seconds, **tails)
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
+        status = "timeout" if name == "SIGXCPU" else "error"
+        return Execution(status, f"killed by signal {name}", seconds=seconds, **tails)
+    return Execution("error", f"exited with code {returncode} before its verdict", seconds=seconds, **tails)
+
+
+def _parse_verdict(data: bytes, nonce: str) -> dict | None:
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            verdict = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(verdict, dict) and verdict.get("nonce") == nonce:
+            return verdict
+    return None
+
+
+def _tail(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - _TAIL_CHARS))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
