@@ -16,7 +16,7 @@ from typing import Any, Sequence, overload
 
 from testtime.generators import DEFAULT_MAX_TOKENS, GeneratorSpec, SamplingParams
 from testtime.models import DEFAULT_MODEL
-from testtime.prompting import DEFAULT_SYSTEM_PROMPT, PromptTemplate
+from testtime.prompting import DOMAIN_PROMPT, PromptTemplate
 from testtime.runner import check_prompts_fit
 from testtime.specs import make_verifier
 from testtime.steps import check_thinking_split
@@ -36,7 +36,7 @@ class Solver:
                  verifier: str | Verifier | None = None, verifier_model: str | None = None,
                  aggregation: str | None = None, verifier_options: dict[str, Any] | None = None,
                  temperature: float = 0.8, top_p: float = 1.0, max_tokens: int = DEFAULT_MAX_TOKENS, seed: int = 0,
-                 dtype: str = "auto", max_model_len: int = 2048, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+                 dtype: str = "auto", max_model_len: int = 2048, system_prompt: str | None = DOMAIN_PROMPT,
                  api_key: str = "EMPTY", thinking_split: str = "paragraph"):
         self.sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
         self.template = PromptTemplate(system=system_prompt)

@@ -24,9 +24,12 @@ class Candidate:
     verifier_tokens: int = 0  # what scoring this candidate cost the verifier
     finish_reason: str = "stop"  # "length" when the solution was cut at max_tokens (OpenAI's meaning)
     reasoning_tokens: int = 0  # of tokens, those thought in tags (testtime.reasoning)
+    correct: bool | None = None  # graded against the task (``domains.grade_results``), where it was
+    verdict: dict | None = None  # the code domain's hidden-test execution: status, error, stderr tail
 
     def to_dict(self) -> dict:
-        return {
+        graded = {"correct": self.correct} if self.correct is not None else {}
+        return {**graded, **({"verdict": self.verdict} if self.verdict else {}),
             "text": self.text,
             "answer": self.answer,
             "tokens": self.tokens,

@@ -44,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,15 +111,20 @@ class Execution:
 
 
 class Sandbox:
-    """Runs jobs in parallel over ``workers`` processes at a time, each under ``limits``."""
+    """Runs jobs in parallel over ``workers`` processes at a time, each under ``limits``.
 
-    def __init__(self, limits: Limits = Limits(), workers: int | None = None):
+    A job already run returns its first execution again (a verifier and a vote over the same
+    candidates run it once); ``memo`` bounds how many are kept."""
+
+    def __init__(self, limits: Limits = Limits(), workers: int | None = None, memo: int = 100_000):
         self.limits = limits
         self.workers = workers or os.cpu_count() or 1
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.workers):
             self._slots.put(slot)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
+        self._memo: dict[Job, Execution] = {}
+        self.memo = memo
         self.executions = 0
         self.seconds = 0.0  # summed over executions (not wall time when they run in parallel)
 
@@ -127,10 +133,16 @@ class Sandbox:
 
     def run_many(self, jobs: Sequence[Job | str]) -> list[Execution]:
         jobs = [Job(j) if isinstance(j, str) else j for j in jobs]
-        results = list(self._pool.map(self._run_in_slot, jobs))
-        self.executions += len(results)
-        self.seconds += sum(r.seconds for r in results)
-        return results
+        known = {j: self._memo[j] for j in jobs if j in self._memo}
+        new = list(dict.fromkeys(j for j in jobs if j not in known))
+        for job, result in zip(new, self._pool.map(self._run_in_slot, new)):
+            self.executions += 1
+            self.seconds += result.seconds
+            known[job] = result
+            if len(self._memo) >= self.memo:
+                self._memo.clear()
+            self._memo[job] = result
+        return [known[j] for j in jobs]
 
     def check(self) -> dict:
         """What isolation holds on this machine (an empty program's ``isolation``)."""
@@ -145,6 +157,18 @@ class Sandbox:
             return execute(job, self.limits, uid=SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None)
         finally:
             self._slots.put(slot)
+
+
+_SHARED: list[Sandbox] = []
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_sandbox() -> Sandbox:
+    """The process's one sandbox with the default limits, made on first use."""
+    with _SHARED_LOCK:
+        if not _SHARED:
+            _SHARED.append(Sandbox())
+        return _SHARED[0]
 
 
 def execute(job: Job, limits: Limits, uid: int | None = None) -> Execution:

@@ -20,7 +20,8 @@ from typing import Sequence
 from testtime.generators.base import ABORTED, GenerationRequest
 from testtime.ledger import Ledger
 from testtime.selection import select_majority, vote_counts
-from testtime.strategies.base import Context, QuestionResult, make_candidate
+from testtime.domains import Reply
+from testtime.strategies.base import Context, QuestionResult, make_candidate, make_candidates
 from testtime.strategies.parallel import ParallelStrategy, score_candidates
 from testtime.tasks import Task
 
@@ -82,7 +83,7 @@ class AdaptiveConsistency(ParallelStrategy):
             written = next((k for k, s in enumerate(samples) if not s.finished), len(samples))
             for size in (z for z in sizes if checked[i] < z <= written and decided[i] is None):
                 checked[i] = size
-                if size < self.budget and self.decisive([make_candidate(s.text, s.token_count) for s in samples[:size]]):
+                if size < self.budget and self.decisive([make_candidate(s.text, s.token_count, task=tasks[i]) for s in samples[:size]]):
                     decided[i] = size
                     stream.abort()
 
@@ -92,7 +93,7 @@ class AdaptiveConsistency(ParallelStrategy):
         out = []
         for task, result, size, ledger in zip(tasks, results, decided, ledgers):
             used = [c for c in result.completions[: size or self.budget] if c.finish_reason != ABORTED]
-            candidates = [make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens) for c in used]
+            candidates = make_candidates([Reply(task, c.text, c.token_count, c.finish_reason, c.reasoning_tokens) for c in used])
             if ctx.verifier is not None:
                 score_candidates([(task, c) for c in candidates], [ledger] * len(candidates), ctx)
             out.append(QuestionResult(task, self.choose(candidates), candidates, ledger, {

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable, ClassVar, Sequence
 
-from testtime.answers import answers_match, extract_answer, normalize_answer
+from testtime.domains import Reply, domain_of, grade_results
 from testtime.generators.base import GenerationRequest, GenerationResult, Generator, SamplingParams
 from testtime.ledger import Ledger
 from testtime.params import ParameterError
 from testtime.prompting import PromptTemplate
-from testtime.reasoning import TAGS
 from testtime.registry import Registered
 from testtime.selection import Candidate, Selector
 from testtime.steps import check_thinking_split
@@ -69,11 +68,26 @@ class Context:
         return replace(self.sampling, seed=self.seed_for(task, *keys), **changes)
 
 
-def make_candidate(text: str, tokens: int, finish_reason: str = "stop", reasoning_tokens: int = 0) -> Candidate:
-    """A solution as a candidate; its answer is read after its thinking, where it thinks in tags."""
-    answer = extract_answer(TAGS.split(text)[1])
-    return Candidate(text=text, answer=answer, key=normalize_answer(answer), tokens=tokens,
-                     finish_reason=finish_reason, reasoning_tokens=reasoning_tokens)
+def make_candidate(text: str, tokens: int, finish_reason: str = "stop", reasoning_tokens: int = 0,
+                   task: Task | None = None) -> Candidate:
+    """A solution as a candidate, read as its task's domain reads it (math where no task is given)."""
+    [candidate] = make_candidates([Reply(task or _NO_TASK, text, tokens, finish_reason, reasoning_tokens)])
+    return candidate
+
+
+def make_candidates(replies: Sequence[Reply]) -> list[Candidate]:
+    """Replies as candidates, one batch per domain (the code domain runs them in the sandbox)."""
+    out: list[Candidate | None] = [None] * len(replies)
+    by_domain: dict[str, list[int]] = {}
+    for k, reply in enumerate(replies):
+        by_domain.setdefault(reply.task.domain, []).append(k)
+    for name, places in by_domain.items():
+        for k, candidate in zip(places, domain_of(name).candidates([replies[k] for k in places])):
+            out[k] = candidate
+    return out
+
+
+_NO_TASK = Task(id="", question="", answer="")
 
 
 @dataclass
@@ -90,7 +104,11 @@ class QuestionResult:
 
     @cached_property  # math-verify can be slow; summary and results both ask
     def correct(self) -> bool:
-        return answers_match(self.prediction, self.task.answer)
+        if self.chosen is None:
+            return False
+        if self.chosen.correct is None:
+            grade_results([(self.task, [self.chosen])])
+        return bool(self.chosen.correct)
 
     @property
     def chosen_index(self) -> int | None:

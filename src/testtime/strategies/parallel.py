@@ -16,7 +16,8 @@ from typing import Sequence
 from testtime.generators.base import GenerationRequest
 from testtime.ledger import Ledger
 from testtime.selection import Candidate
-from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
+from testtime.domains import Reply
+from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidates
 from testtime.tasks import Task
 from testtime.verifiers.base import Solution
 
@@ -44,8 +45,10 @@ class GeneratorSource(SampleSource):
         ]
         results = self.ctx.generate(requests, [ledgers[i] for i, _ in wants], [self.tasks[i] for i, _ in wants],
                                     watch=self._writer(wants) if self.writes else None)
-        return [[make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens) for c in r.completions]
-                for r in results]
+        replies = [[Reply(self.tasks[i], c.text, c.token_count, c.finish_reason, c.reasoning_tokens)
+                    for c in r.completions] for (i, _), r in zip(wants, results)]
+        made = iter(make_candidates([reply for batch in replies for reply in batch]))  # one batch for all questions
+        return [[next(made) for _ in batch] for batch in replies]
 
     def _writer(self, wants):
         written = [0] * len(wants)

@@ -18,7 +18,8 @@ from testtime.generators import SecondModel
 from testtime.generators.base import GenerationRequest, Generator, Prompt
 from testtime.ledger import Ledger
 from testtime.selection import Candidate, Selector, checked_selector, select
-from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidate
+from testtime.domains import Reply
+from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidates
 from testtime.strategies.parallel import score_candidates
 from testtime.tasks import Task
 
@@ -89,8 +90,8 @@ class Revisions(Strategy):
             requests = [GenerationRequest(prompt, params=ctx.sampling_for(tasks[i], "revision", c, round_index))
                         for (i, c), (prompt, _) in zip(wants, prompts)]
             results = ctx.generate(requests, [ledgers[i] for i, _ in wants], [tasks[i] for i, _ in wants], writer)
-            made = [make_candidate(c.text, c.token_count, c.finish_reason, c.reasoning_tokens)
-                    for c in (r.completions[0] for r in results)]
+            made = make_candidates([Reply(tasks[i], c.text, c.token_count, c.finish_reason, c.reasoning_tokens)
+                                    for (i, _), c in zip(wants, (r.completions[0] for r in results))])
             if ctx.verifier is not None:
                 score_candidates([(tasks[i], cand) for (i, _), cand in zip(wants, made)],
                                  [ledgers[i] for i, _ in wants], ctx)

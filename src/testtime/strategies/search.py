@@ -197,7 +197,7 @@ class SearchStrategy(Strategy):
     def _result(self, tree: Tree, ledger: Ledger) -> QuestionResult:
         # Complete solutions are the candidates; a search cut short offers its partial leaves instead.
         nodes = tree.complete() or [n for n in tree if n.parent is not None and not n.children]
-        candidates = [node_candidate(n) for n in nodes]
+        candidates = [node_candidate(n, tree.task) for n in nodes]
         chosen = self.choose(tree, nodes, candidates)
         return QuestionResult(tree.task, chosen, candidates, ledger, {"rounds": tree.rounds, "tree": tree.to_dict()})
 
@@ -205,8 +205,8 @@ class SearchStrategy(Strategy):
         return select(candidates, self.selector)
 
 
-def node_candidate(node: Node) -> Candidate:
-    candidate = make_candidate(node.solution, node.path_tokens, "length" if node.end == "length" else "stop")
+def node_candidate(node: Node, task: Task | None = None) -> Candidate:
+    candidate = make_candidate(node.solution, node.path_tokens, "length" if node.end == "length" else "stop", task=task)
     candidate.score, candidate.step_scores = node.score, node.step_scores
     candidate.verifier_tokens = node.verifier_tokens
     return candidate
