@@ -59,17 +59,27 @@ def test_an_interrupt_stops_trees_on_their_own_threads_at_their_next_token(exact
 
     ctx = Context(generator=exact_engine, verifier=ArithmeticVerifier(), sampling=SamplingParams(max_tokens=900), seed=2)
     search = Strategy.create("beam_search", budget=8, width=2, step_tokens=900)  # long steps: minutes to the end
-    steps = exact_engine.loop.steps
-    timer = threading.Timer(3.0, _thread.interrupt_main)  # Ctrl-C; SIGTERM raises SystemExit the same way
-    timer.start()
-    start = time.perf_counter()
+    loop, steps, interrupted_at = exact_engine.loop, exact_engine.loop.steps, []
+    done = threading.Event()
+
+    def interrupt_once_generating() -> None:  # Ctrl-C after the engine's 20th step of this search, however slow
+        while not done.is_set() and loop.steps - steps < 20:
+            time.sleep(0.005)
+        if not done.is_set():
+            interrupted_at.append(loop.steps)
+            _thread.interrupt_main()  # SIGTERM raises SystemExit the same way
+
+    watcher = threading.Thread(target=interrupt_once_generating, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             search.solve(gsm8k_tasks[:4], ctx)
     finally:
-        timer.cancel()
-    # Each tree's in-flight samples were aborted at the engine's next step; no tree ran to its end.
-    assert time.perf_counter() - start < 30 and exact_engine.loop.steps - steps < 300
+        done.set()
+        watcher.join(10)
+    # Each tree's in-flight samples were aborted at the engine's next step; no tree ran to its end
+    # (a search of four trees with 900-token steps takes thousands of steps).
+    assert interrupted_at and loop.steps - interrupted_at[0] < 200
     deadline = time.monotonic() + 5  # the aborts are applied by the loop's thread, before its next step
     while exact_engine.loop.running and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -96,15 +106,25 @@ def test_a_sample_stops_at_the_token_its_watcher_chooses(exact_engine):
 
 
 def test_a_cancelled_request_stops_and_is_charged_what_it_made(exact_engine, gsm8k_tasks):
-    ledger, start = Ledger(), exact_engine.loop.steps
+    ledger, loop = Ledger(), exact_engine.loop
     prompt = PromptTemplate().build(gsm8k_tasks[0])  # a solution runs far past 10 tokens
     request = GenerationRequest(prompt, params=SamplingParams(max_tokens=600, temperature=0.0))
-    # the question is cancelled once the engine has taken 10 steps for it (polled every 20 ms)
-    [result] = exact_engine.generate([request], [ledger], stop=lambda i: exact_engine.loop.steps - start >= 10)
+    made, decided = [0], []  # its tokens as they come; (tokens, engine steps) when it was cancelled
+
+    def cancelled(i: int) -> bool:  # polled every 20 ms: once 5 tokens are out, the question is cancelled
+        if made[0] >= 5 and not decided:
+            decided.append((made[0], loop.steps))
+        return bool(decided)
+
+    def watch(i, stream, index):
+        made[0] = stream.samples[index].token_count
+
+    [result] = exact_engine.generate([request], [ledger], stop=cancelled, watch=watch)
     [c] = result.completions
-    # stopped where it was, a solution's first tokens (a step may bring it none: 9 tokens after 10 steps happens)
-    assert c.finish_reason == ABORTED and 5 <= c.token_count <= 12
-    assert ledger.completion_tokens == c.token_count and ledger.wall_seconds > 0
+    # stopped where it was: at most one token per engine step taken between the decision and the abort
+    tokens_then, steps_then = decided[0]
+    assert c.finish_reason == ABORTED and tokens_then <= c.token_count <= tokens_then + (loop.steps - steps_then)
+    assert c.token_count < 600 and ledger.completion_tokens == c.token_count and ledger.wall_seconds > 0
 
 
 def test_calls_from_many_threads_share_engine_steps(exact_engine, gsm8k_tasks):

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
+from testtime.domains import grade_results
 from testtime.generators.base import Prompt, PromptTooLongError
 from testtime.prompting import PromptTemplate
 from testtime.strategies.base import Context, QuestionResult, Strategy
@@ -101,6 +102,7 @@ def solve_chunk(unit: Unit, chunk: Chunk, ctx: Context) -> list[tuple[int, dict]
     """Solve one chunk with the unit's strategy and seed; (position, result line) pairs."""
     ctx = replace(ctx, seed=unit.seed)
     results = unit.strategy.solve([t for _, t in chunk], ctx)
+    grade_results([(r.task, r.candidates) for r in results])  # every candidate, once, as it is stored
     return [(i, unit.line(r)) for (i, _), r in zip(chunk, results)]
 
 

@@ -32,6 +32,7 @@ class Candidate:
         return {**graded, **({"verdict": self.verdict} if self.verdict else {}),
             "text": self.text,
             "answer": self.answer,
+            "key": self.key,
             "tokens": self.tokens,
             "score": self.score,
             "step_scores": list(self.step_scores),

@@ -91,11 +91,14 @@ class PoolQuestion:
 
     @classmethod
     def from_line(cls, line: dict) -> PoolQuestion:
-        cands = [Candidate(text=c["text"], answer=c["answer"], key=normalize_answer(c["answer"]),
+        cands = [Candidate(text=c["text"], answer=c["answer"], key=c["key"] if "key" in c else normalize_answer(c["answer"]),
                            tokens=c["tokens"], score=c.get("score"), step_scores=tuple(c.get("step_scores") or ()),
                            reasoning_tokens=c.get("reasoning_tokens", 0))
                  for c in line["candidates"]]
-        return cls(cands, [_match(c.answer, line["gold"]) for c in cands], line["ledger"])
+        # graded as stored where the run graded it (always for code); else from the answer
+        correct = [c["correct"] if c.get("correct") is not None else _match(cand.answer, line["gold"])
+                   for c, cand in zip(line["candidates"], cands)]
+        return cls(cands, correct, line["ledger"])
 
     def cost_of(self, samples: float, tokens: float) -> tuple[float, float, float]:
         """Computed tokens, FLOPs, wall seconds of using ``samples`` samples of ``tokens`` tokens."""

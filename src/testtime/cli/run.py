@@ -38,7 +38,9 @@ DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "bea
                   "(`run` with --pool on by default).")
 @app.command()
 def run(
-    dataset: str = typer.Option("gsm8k", help="gsm8k, math500, sample, a .jsonl path, or hf:NAME"),
+    dataset: str = typer.Option("gsm8k", help="gsm8k, math500, humaneval, sample, a .jsonl path, or hf:NAME"),
+    domain: Optional[str] = typer.Option(None, help="how a .jsonl file's rows read: math (default) or code "
+                                                     "(HumanEval's fields: task_id, prompt, entry_point, test)"),
     strategy: list[str] = typer.Option(["majority"], help="strategy name (see `testtime strategies`), or NAME@B1,B2 "
                                                          "for its own budgets; repeat for several"),
     budget: list[int] = typer.Option([8], "--budget", "--n", help="budget: complete solutions' worth of generation; "
@@ -100,7 +102,7 @@ def run(
         fields = None
         if question_field or answer_field:
             fields = FieldMap(question=question_field or "question", answer=answer_field or "answer")
-        tasks = load_dataset(dataset, limit=limit, data_root=data_root, fields=fields)
+        tasks = load_dataset(dataset, limit=limit, data_root=data_root, fields=fields, domain=domain)
         check_thinking_split(thinking_split)
         texts = parse_assignments("--param", param) | ({"delimiter": delimiter} if delimiter is not None else {})
         ver = make_verifier(verifier, aggregation=aggregation, model=verifier_model, text=True, policy=model,
@@ -116,7 +118,7 @@ def run(
                              retry=RetryPolicy(timeout=request_timeout, attempts=retries))
         check_prompts_fit(tasks, spec.prompt_counter())
         weights = ver.identity() if ver else None  # so a resume refuses other weights under the same name
-        config = {"dataset": dataset, "generator": spec.identity(), "verifier": verifier,
+        config = {"dataset": dataset, **({"domain": domain} if domain else {}), "generator": spec.identity(), "verifier": verifier,
                   **({"verifier_model": verifier_model} if verifier_model else {}),
                   **({"verifier_options": verifier_option} if verifier_option else {}),
                   **({"verifier_weights": weights} if weights else {}),

@@ -48,7 +48,8 @@ def _view(unit: dict, line: dict, limit: int) -> dict:
         "kind": "tree" if tree else "chains" if line.get("chains") else "pool",
         "prediction": line.get("prediction"), "correct": bool(line.get("correct")), "chosen": line.get("chosen"),
         "candidates": [{"answer": c.get("answer"), "score": c.get("score"), "tokens": c.get("tokens"),
-                        "correct": answers_match(c.get("answer"), gold), "text": _clip(c.get("text"), limit)}
+                        "correct": c["correct"] if c.get("correct") is not None else answers_match(c.get("answer"), gold),
+                        "text": _clip(c.get("text"), limit), **({"verdict": c["verdict"]} if c.get("verdict") else {})}
                        for c in line.get("candidates", [])],
         # Node texts are single steps; clip them too so one runaway step cannot bloat the page.
         "tree": [{**n, "text": _clip(n.get("text"), limit)} for n in nodes] if nodes is not None else None,
