@@ -12,10 +12,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from testtime.analysis.estimators import pass_at_k
+from testtime.domains import Reply, grade_results, make_candidates
 from testtime.generators import Generator, GeneratorSpec, SamplingParams
 from testtime.runner import Plan, Unit, execute
 from testtime.store import RunStore
 from testtime.strategies import Context
+from testtime.tasks import Task
 from testtime.verifiers import Verifier
 
 
@@ -104,3 +109,53 @@ def train_vs_test(small_store: RunStore, large_store: RunStore, small_pretrain_t
     result = {**result, "large_run": str(large_store.run_dir), "large_strategy": description}
     small_store.set_meta("train_vs_test", result)
     return result
+
+
+def grade_samples(tasks: list[Task], samples: Path) -> tuple[list[dict], dict[str, float]]:
+    """Samples made anywhere (JSONL rows with ``task_id`` and ``completion``) graded by their tasks'
+    own checks; (each row with ``passed``, ``result`` and ``error``; unbiased pass@k for every k in
+    1, 10, 100 that each graded task has samples for). Any bad row is an error naming its line, raised
+    before anything runs."""
+    by_id = {t.id: t for t in tasks}
+    rows = _sample_rows(samples, by_id)
+    replies = [Reply(by_id[r["task_id"]], r["completion"], 0) for r in rows]
+    candidates = make_candidates(replies)
+    grade_results([(reply.task, [c]) for reply, c in zip(replies, candidates)])
+    graded = [{**row, "passed": bool(c.correct), "result": (c.verdict or {}).get("status", "error"),
+               "error": (c.verdict or {}).get("error")} for row, c in zip(rows, candidates)]
+    counts: dict[str, list[int]] = {}
+    for row in graded:
+        n_c = counts.setdefault(row["task_id"], [0, 0])
+        n_c[0] += 1
+        n_c[1] += row["passed"]
+    fewest = min(n for n, _ in counts.values())
+    return graded, {f"pass@{k}": float(np.mean([pass_at_k(n, c, k) for n, c in counts.values()]))
+                    for k in (1, 10, 100) if k <= fewest}
+
+
+def _sample_rows(samples: Path, by_id: dict[str, Task]) -> list[dict]:
+    if not samples.is_file():
+        raise ValueError(f"{samples}: no such file")
+    rows = []
+    with samples.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{samples}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            for key in ("task_id", "completion"):
+                if not isinstance(row.get(key), str):
+                    raise ValueError(f"{where}: field {key!r} must be a string")
+            if row["task_id"] not in by_id:
+                raise ValueError(f"{where}: task_id {row['task_id']!r} is not a task of the dataset")
+            if by_id[row["task_id"]].domain != "code":
+                raise ValueError(f"{where}: task {row['task_id']!r} is not a code task; grade grades programs")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{samples}: the file holds no samples")
+    return rows

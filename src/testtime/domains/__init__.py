@@ -6,9 +6,9 @@ expression) and ``code`` (a Python function, graded by hidden tests in the sandb
 A task names its domain (``Task.domain``); everything else asks ``domain_of(task)``.
 """
 
-from testtime.domains.base import Domain, Reply, domain_of, grade_results
+from testtime.domains.base import Domain, Reply, domain_of, grade_results, make_candidates
 from testtime.registry import import_all
 
 import_all(__name__, __path__)
 
-__all__ = ["Domain", "Reply", "domain_of", "grade_results"]
+__all__ = ["Domain", "Reply", "domain_of", "grade_results", "make_candidates"]

@@ -51,6 +51,18 @@ def domain_of(task: Task | str) -> Domain:
     return _INSTANCES[name]
 
 
+def make_candidates(replies: Sequence[Reply]) -> list[Candidate]:
+    """Replies as candidates, one batch per domain (the code domain runs them in the sandbox)."""
+    out: list[Candidate | None] = [None] * len(replies)
+    by_domain: dict[str, list[int]] = {}
+    for k, reply in enumerate(replies):
+        by_domain.setdefault(reply.task.domain, []).append(k)
+    for name, places in by_domain.items():
+        for k, candidate in zip(places, domain_of(name).candidates([replies[k] for k in places])):
+            out[k] = candidate
+    return out
+
+
 def grade_results(pairs: Sequence[tuple[Task, Sequence[Candidate]]]) -> None:
     """Fill ``Candidate.correct`` of every candidate not yet graded, one batch per domain."""
     by_domain: dict[str, list[tuple[Task, Candidate]]] = {}

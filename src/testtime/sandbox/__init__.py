@@ -188,8 +188,7 @@ def execute(job: Job, limits: Limits, uid: int | None = None) -> Execution:
         except BrokenPipeError:
             pass
         verdict_bytes, timed_out = _read_verdict(proc, start + limits.wall_seconds, nonce)
-        _kill_everything(proc, uid)
-        returncode = proc.wait()
+        returncode = _kill_everything(proc, uid)
         return _judge(verdict_bytes, nonce, timed_out, returncode, Path(workdir), time.perf_counter() - start)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -226,31 +225,49 @@ def _read_verdict(proc: subprocess.Popen, deadline: float, nonce: str) -> tuple[
             return b"".join(chunks), False  # the verdict is in (a process it forked may still hold the pipe)
 
 
-def _kill_everything(proc: subprocess.Popen, uid: int | None) -> None:
-    """The process group, then (as root) every process still running under the execution's user id."""
+def _kill_everything(proc: subprocess.Popen, uid: int | None) -> int:
+    """The process group, then (as root) every process still running under the execution's user id;
+    the child's exit code."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.stdout.close()
+    returncode = proc.wait()
     if uid is not None:
-        for _ in range(50):  # a fork loop can make new ones while we kill: repeat until none is left
-            if not _kill_user(uid):
+        # A fork loop can make new ones while we kill: repeat until none is alive, then give init a moment
+        # to reap the dead, which still count against the next execution's process limit in this slot.
+        deadline = time.perf_counter() + 3.0
+        while time.perf_counter() < deadline:
+            alive = live_processes(uid, zombies=True)
+            if not alive:
                 break
+            for pid in alive:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.005)
+    return returncode
 
 
-def _kill_user(uid: int) -> int:
-    killed = 0
+def live_processes(uid: int, zombies: bool = False) -> list[int]:
+    """Processes of a user id that are not yet dead (a zombie waits only to be reaped by init), or
+    with ``zombies`` those too."""
+    alive = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            if entry.stat().st_uid == uid:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            if entry.stat().st_uid != uid:
+                continue
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+            if zombies or state not in (b"Z", b"X"):
+                alive.append(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
             continue
-    return killed
+    return alive
 
 
 def _judge(verdict_bytes: bytes, nonce: str, timed_out: bool, returncode: int, workdir: Path,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable, ClassVar, Sequence
 
-from testtime.domains import Reply, domain_of, grade_results
+from testtime.domains import Reply, grade_results, make_candidates
 from testtime.generators.base import GenerationRequest, GenerationResult, Generator, SamplingParams
 from testtime.ledger import Ledger
 from testtime.params import ParameterError
@@ -73,18 +73,6 @@ def make_candidate(text: str, tokens: int, finish_reason: str = "stop", reasonin
     """A solution as a candidate, read as its task's domain reads it (math where no task is given)."""
     [candidate] = make_candidates([Reply(task or _NO_TASK, text, tokens, finish_reason, reasoning_tokens)])
     return candidate
-
-
-def make_candidates(replies: Sequence[Reply]) -> list[Candidate]:
-    """Replies as candidates, one batch per domain (the code domain runs them in the sandbox)."""
-    out: list[Candidate | None] = [None] * len(replies)
-    by_domain: dict[str, list[int]] = {}
-    for k, reply in enumerate(replies):
-        by_domain.setdefault(reply.task.domain, []).append(k)
-    for name, places in by_domain.items():
-        for k, candidate in zip(places, domain_of(name).candidates([replies[k] for k in places])):
-            out[k] = candidate
-    return out
 
 
 _NO_TASK = Task(id="", question="", answer="")

@@ -16,8 +16,8 @@ from typing import Sequence
 from testtime.generators.base import GenerationRequest
 from testtime.ledger import Ledger
 from testtime.selection import Candidate
-from testtime.domains import Reply
-from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidates
+from testtime.domains import Reply, make_candidates
+from testtime.strategies.base import Context, QuestionResult, Strategy
 from testtime.tasks import Task
 from testtime.verifiers.base import Solution
 

@@ -18,8 +18,8 @@ from testtime.generators import SecondModel
 from testtime.generators.base import GenerationRequest, Generator, Prompt
 from testtime.ledger import Ledger
 from testtime.selection import Candidate, Selector, checked_selector, select
-from testtime.domains import Reply
-from testtime.strategies.base import Context, QuestionResult, Strategy, make_candidates
+from testtime.domains import Reply, make_candidates
+from testtime.strategies.base import Context, QuestionResult, Strategy
 from testtime.strategies.parallel import score_candidates
 from testtime.tasks import Task
 
