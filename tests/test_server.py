@@ -197,11 +197,29 @@ def test_authentication(served):
     ({"max_thinking_tokens": 9999}, "max_thinking_tokens 9999 is over this server's cap of 256"),
     ({"reasoning_effort": "high"}, "reasoning_effort 'high' (768 thinking tokens) is over this server's cap of 256"),
     ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+    ({"testtime": {"tests": ["x = 1"]}}, "tests[0] must be one assert statement"),
+    ({"testtime": {"tests": ["assert f(1) =="]}}, "tests[0] is not valid Python"),
+    ({"testtime": {"tests": []}}, "tests must be a non-empty list"),
+    ({"testtime": {"tests": ["assert f(1)"] * 33}}, "33 tests are over the cap of 32"),
+    ({"testtime": {"tests": ["assert f(1)"], "verifier": "arithmetic"}}, "drop testtime.verifier"),
 ])
 def test_bad_testtime_options_are_400(served, extra, message):
     with pytest.raises(openai.BadRequestError) as err:
         served.client().chat.completions.create(model="smollm2-135m-instruct", messages=QUESTION, extra_body=extra)
     assert message in str(err.value)
+
+
+def test_a_request_with_tests_gets_the_sample_that_passes_most_of_them(served):
+    # SmolLM2 writes poor code: the point is the plumbing. Every sample ran against the tests in the
+    # sandbox, and the answer is one with the highest share passed.
+    tests = ["assert double(2) == 4", "assert double(-3) == -6", "assert double(0) == 0"]
+    reply = served.client().chat.completions.create(
+        model="smollm2-135m-instruct", max_tokens=96, seed=3,
+        messages=[{"role": "user", "content": "Write a Python function double(x) that returns 2 * x."}],
+        extra_body={"testtime": {"budget": 4, "tests": tests}})
+    details = reply.model_extra["testtime"]
+    assert details["strategy"]["strategy"] == "best_of_n" and details["candidates"] == 4
+    assert details["tests_passed"] in (0.0, 1 / 3, 2 / 3, 1.0)
 
 
 def test_caps_and_malformed_requests(served):

@@ -48,6 +48,8 @@ def extract_program(prompt: str, reply: str, entry: str | None = None) -> str | 
     reply's definition of the function, or the prompt completed by the reply where the reply is a
     bare body. None when the reply holds no code that parses."""
     entry = entry or entry_point(prompt)
+    if entry is None:  # the prompt is prose, not code to complete: the reply's code is the program
+        prompt = ""
     blocks = [b for b in _FENCE.findall(reply) if b.strip()]
     defining = [b for b in blocks if entry and re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", b, re.M)]
     if defining:
@@ -56,12 +58,24 @@ def extract_program(prompt: str, reply: str, entry: str | None = None) -> str | 
         code = max(blocks, key=len)
     elif entry and re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", reply, re.M):
         code = reply[re.search(rf"^[ \t]*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", reply, re.M).start():]
+    elif entry is None and re.search(r"^(?:def|class|import|from)\s", reply, re.M):
+        code = reply[re.search(r"^(?:def|class|import|from)\s", reply, re.M).start():]
     else:
         code = None
+    if entry is None:
+        return _parses(_without_main(code)) if code is not None else None
     if code is not None and entry and entry in defined_functions(_without_main(code)):
         program = prompt.rstrip() + "\n\n\n" + _without_main(code).strip() + "\n"
     else:  # a bare body that continues the prompt's function
         program = prompt + (code if code is not None else reply)
+    try:
+        ast.parse(program)
+    except (SyntaxError, ValueError):
+        return None
+    return program
+
+
+def _parses(program: str) -> str | None:
     try:
         ast.parse(program)
     except (SyntaxError, ValueError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import queue
 import signal
@@ -34,6 +35,7 @@ from testtime.strategies import Strategy
 from testtime.strategies.base import QuestionResult
 from testtime.tasks import Task
 from testtime.verifiers import Verifier
+from testtime.verifiers.assertions import AssertionsVerifier, TestsError, conditions
 
 
 class ApiError(Exception):
@@ -300,7 +302,8 @@ def _job(config: ServerConfig, servable: list[str], body, messages: list[tuple[s
     if thinking is not None:
         options = options.model_copy(update={"strategy": THINKING_STRATEGY,
                                              "params": {**options.params, "max_thinking_tokens": thinking}})
-    name = options.strategy or named or config.strategy
+    tests = _request_tests(config, options)
+    name = options.strategy or named or (TESTS_STRATEGY if tests else config.strategy)
     if name not in servable:
         raise ApiError(400, f"unknown strategy {name!r}; this server serves: {', '.join(servable)}",
                        param="testtime.strategy" if options.strategy else "model")
@@ -325,8 +328,12 @@ def _job(config: ServerConfig, servable: list[str], body, messages: list[tuple[s
                                             **{k: path for k, (_, path) in files.items()}})
     except ParameterError as exc:
         raise ApiError(400, str(exc), param="testtime.params")
-    verifier_name = options.verifier if options.verifier is not None else config.verifier
-    verifier = verifier_named(verifier_name)
+    if tests:
+        verifier_name = "tests:" + hashlib.sha256(json.dumps(tests.tests).encode()).hexdigest()[:16]
+        verifier = tests
+    else:
+        verifier_name = options.verifier if options.verifier is not None else config.verifier
+        verifier = verifier_named(verifier_name)
     try:
         strategy.check(verifier)  # a verifier it needs; the files it reads
     except ValueError as exc:
@@ -343,13 +350,27 @@ def _job(config: ServerConfig, servable: list[str], body, messages: list[tuple[s
     )
     seeded = body.seed is not None
     task = Task(id="seeded" if seeded else protocol.new_id("q"), question=messages[-1][1], answer="",
-                meta={"messages": messages})
+                meta={"messages": messages}, domain="code" if tests else "math")
     return Job(task=task, strategy=strategy, sampling=sampling, verifier_name=verifier_name, verifier=verifier,
                seed=body.seed if seeded else 0, deadline=time.monotonic() + config.max_wall_seconds,
                shown={**strategy.describe(), **{k: file_name for k, (file_name, _) in files.items()}})
 
 
 THINKING_STRATEGY = "budget_forcing"  # what a thinking budget runs
+TESTS_STRATEGY = "best_of_n"  # what a request with tests runs unless it names a strategy
+
+
+def _request_tests(config: ServerConfig, options: protocol.TesttimeOptions) -> AssertionsVerifier | None:
+    """The request's ``testtime.tests`` as its verifier, checked against the caps, or None."""
+    if options.tests is None:
+        return None
+    if options.verifier is not None:
+        raise ApiError(400, "testtime.tests are the request's verifier: drop testtime.verifier", param="testtime.verifier")
+    try:
+        conditions(options.tests, config.max_tests, config.max_test_chars)
+        return AssertionsVerifier(options.tests)
+    except TestsError as exc:
+        raise ApiError(400, str(exc), param="testtime.tests")
 
 
 def _thinking_budget(config: ServerConfig, body, named: str | None) -> int | None:
@@ -388,8 +409,10 @@ def distinct_answers(result: QuestionResult, n: int) -> list[Candidate]:
 
 
 def _details(job: Job, result: QuestionResult) -> dict:
+    tested = isinstance(job.verifier, AssertionsVerifier) and result.chosen is not None
     return {"strategy": job.shown, "answer": result.prediction,
-            "candidates": len(result.candidates), "rounds": result.details.get("rounds")}
+            "candidates": len(result.candidates), "rounds": result.details.get("rounds"),
+            **({"tests_passed": result.chosen.score} if tested else {})}
 
 
 def run_server(app: FastAPI, host: str, port: int, *, grace_seconds: float = 20) -> None:

@@ -32,6 +32,8 @@ class ServerConfig:
     max_max_tokens: int = 1024
     max_wall_seconds: float = 600.0
     max_body_bytes: int = 1_000_000
+    max_tests: int = 32  # assert statements a request's testtime.tests may carry
+    max_test_chars: int = 2000  # characters of each
     max_queue: int = 256  # waiting requests; beyond this, 429 with Retry-After
     max_running: int = 64  # requests solved at once (their generations share the engine's running batch)
     batch_window_seconds: float = 0.0  # how long to wait for like requests to share one strategy call

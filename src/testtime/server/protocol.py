@@ -22,6 +22,9 @@ class TesttimeOptions(BaseModel):
     budget: int | None = Field(default=None, ge=1)
     verifier: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)  # the strategy's own parameters (width, c, ...)
+    # assert statements: the answer is a program, chosen among the samples by the share it passes in
+    # the sandbox (best_of_n unless a strategy is named); they are the request's verifier
+    tests: list[str] | None = None
 
 
 def _encodable(text: str) -> str:
