@@ -164,3 +164,34 @@ def test_a_code_domain_with_hostile_candidates_grades_them_as_failures_and_leave
     assert [c.correct for c in candidates] == [False] * len(hostile)
     assert leftovers() == before
     assert domain_of(task).name == "code"
+
+
+def test_self_debug_shows_the_failed_example_and_stops_a_chain_once_the_examples_pass(tmp_path):
+    # A scripted generator (not a model): the exact prompts are the point. The first attempt
+    # subtracts; the second, told which example it got wrong, adds.
+    from fakes import ScriptedGenerator
+
+    from testtime.generators.base import SamplingParams
+    from testtime.strategies import Context, Strategy
+
+    [task] = read_jsonl(code_task(tmp_path), domain="code")
+    gen = ScriptedGenerator(lambda question, k: [WRONG, RIGHT, WRONG][k])
+    ctx = Context(generator=gen, sampling=SamplingParams(max_tokens=64))
+    [result] = Strategy.create("self_debug", budget=3, chains=1).solve([task], ctx)
+    assert len(gen.calls) == 2  # the third attempt is never asked for: the second passes the examples
+    revision = gen.calls[1][0].prompt.messages
+    assert revision[-2] == ("assistant", WRONG)
+    assert "`add(2, 3)` should return 5, but it returned -1" in revision[-1][1]
+    assert result.chosen.text == RIGHT and result.correct  # graded by the hidden test: add(10, 20) == 30
+    assert [c.text for c in result.candidates] == [WRONG, RIGHT]
+
+
+def test_self_debug_feedback_for_a_program_that_does_not_load_or_raises(tmp_path):
+    from testtime.strategies.self_debug import feedback
+
+    [task] = read_jsonl(code_task(tmp_path), domain="code")
+    assert "holds no Python function" in feedback(task, None)
+    loading = feedback(task, "def add(a, b):\n    return a + b\nraise RuntimeError('at import')\n")
+    assert "Running your code failed (failed): RuntimeError: at import" in loading
+    raising = feedback(task, "def add(a, b):\n    return a / 0\n")
+    assert "but it raised ZeroDivisionError: division by zero" in raising

@@ -90,6 +90,7 @@ class Job:
 class Output:
     value: str | None = None  # repr() of what the call returned
     raised: str | None = None  # else the name of the exception it raised
+    message: str = ""  # and its message
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,8 @@ def _judge(verdict_bytes: bytes, nonce: str, timed_out: bool, returncode: int, w
     tails = {"stdout": _tail(workdir / "stdout.txt"), "stderr": _tail(workdir / "stderr.txt")}
     verdict = _parse_verdict(verdict_bytes, nonce)
     if verdict is not None:
-        outputs = tuple(Output(value=o.get("value"), raised=o.get("raised")) for o in verdict.get("outputs", ()))
+        outputs = tuple(Output(value=o.get("value"), raised=o.get("raised"), message=o.get("message") or "")
+                        for o in verdict.get("outputs", ()))
         status = verdict.get("status") if verdict.get("status") in STATUSES else "error"
         return Execution(status, verdict.get("error"), outputs=outputs, seconds=seconds,
                          isolation=verdict.get("isolation") or {}, **tails)

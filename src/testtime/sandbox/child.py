@@ -104,7 +104,7 @@ def run(job: dict, namespace: dict) -> dict:
         except MemoryError:
             verdict["outputs"].append({"raised": "MemoryError"})
         except BaseException as exc:  # a call that raises is an output too (behaviour, not a verdict)
-            verdict["outputs"].append({"raised": type(exc).__name__})
+            verdict["outputs"].append({"raised": type(exc).__name__, "message": str(exc)[:300]})
     return verdict
 
 

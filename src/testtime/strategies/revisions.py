@@ -82,7 +82,7 @@ class Revisions(Strategy):
         chains: list[list[list[Attempt]]] = [[[] for _ in range(self.chains)] for _ in tasks]
         for round_index in range(self.length):
             wants = [(i, c) for i, task in enumerate(tasks) for c in range(self.chains)
-                     if not (round_index and ctx.is_cancelled(task))]
+                     if not (round_index and (ctx.is_cancelled(task) or self.chain_done(task, chains[i][c])))]
             if not wants:
                 break
             writer = self._reviser.generator if self._reviser and round_index else ctx.generator
@@ -114,11 +114,19 @@ class Revisions(Strategy):
         while True:
             messages = list(base.messages)
             for attempt in chain[len(chain) - seen:] if seen else []:
-                messages += [("assistant", attempt.candidate.text), ("user", self.revision_request)]
+                messages += [("assistant", attempt.candidate.text), ("user", self.request_after(task, attempt))]
             prompt = Prompt(messages=tuple(messages))
             if seen == 0 or self._fits(writer or ctx.generator, ctx.sampling.max_tokens, prompt):
                 return prompt, seen
             seen -= 1
+
+    def request_after(self, task: Task, attempt: Attempt) -> str:
+        """The user turn that follows an earlier attempt in a revision's prompt."""
+        return self.revision_request
+
+    def chain_done(self, task: Task, chain: list[Attempt]) -> bool:
+        """Whether a chain stops before its length (its budget unspent): never, here."""
+        return False
 
     @staticmethod
     def _fits(writer: Generator, max_tokens: int, prompt: Prompt) -> bool:
