@@ -278,3 +278,28 @@ def _equal(got, want) -> bool:
     if isinstance(want, (list, tuple)) and isinstance(got, (list, tuple)):
         return type(got) is type(want) and len(got) == len(want) and all(map(_equal, got, want))
     return type(got) is type(want) and got == want
+
+
+def program_block(reply: str) -> str | None:
+    """The program a reply writes to be run as it is (program of thought): its last fenced block
+    that parses, else the whole reply where it parses; its prints are kept."""
+    for block in reversed(_FENCE.findall(reply)):
+        if block.strip() and _parses(block):
+            return block
+    return reply if reply.strip() and _parses(reply) else None
+
+
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+
+
+def printed_answer(execution) -> str | None:
+    """The last number a program printed, where it ran to its end (else None)."""
+    if execution is None or not execution.passed:
+        return None
+    numbers = _LAST_NUMBER.findall(execution.stdout)
+    if not numbers:
+        return None
+    number = numbers[-1].replace(",", "")
+    if re.fullmatch(r"-?\d+\.0+", number):
+        number = number.split(".")[0]  # 18.0 printed by float arithmetic is the answer 18
+    return number

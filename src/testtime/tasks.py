@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -47,7 +47,7 @@ NAMED_DATASETS = {
 }
 
 
-DOMAINS = ("math", "code")
+DOMAINS = ("math", "code", "program")  # program: math answered by a program that prints it
 CODE_FIELDS = ("task_id", "prompt", "entry_point", "test")  # HumanEval's format
 
 
@@ -155,7 +155,8 @@ def load_dataset(
     if domain is not None and domain not in DOMAINS:
         raise TaskFormatError(f"unknown domain {domain!r}: use one of {', '.join(DOMAINS)}")
     if domain is not None and (name in NAMED_DATASETS or name in ("sample", "humaneval")):
-        if domain != ("code" if name == "humaneval" else "math"):
+        own = "code" if name == "humaneval" else "math"
+        if domain != own and not (own == "math" and domain == "program"):
             raise TaskFormatError(f"dataset {name!r} is of its own domain: drop --domain {domain}")
     if name == "humaneval":
         tasks = load_humaneval()
@@ -175,10 +176,12 @@ def load_dataset(
         if domain == "code" and fields is not None:
             raise TaskFormatError("code tasks have HumanEval's fields (task_id, prompt, entry_point, test): "
                                   "--question-field and --answer-field do not apply")
-        tasks = read_jsonl(name, fields or FieldMap(), domain=domain or "math")
+        tasks = read_jsonl(name, fields or FieldMap(), domain="code" if domain == "code" else "math")
     else:
         known = ", ".join(["sample", "humaneval", *NAMED_DATASETS])
         raise TaskFormatError(f"unknown dataset {name!r}: use one of {known}, a .jsonl path, or hf:NAME")
+    if domain == "program":  # the same math questions, answered by programs
+        tasks = [replace(t, domain="program") for t in tasks]
     return tasks[:limit] if limit else tasks
 
 
