@@ -168,7 +168,7 @@ def demo_run(tmp_path_factory, engine) -> Path:
     out = tmp_path_factory.mktemp("demo") / "run"
     with commands_on(engine):
         result = CliRunner().invoke(app, with_test_model([
-            "demo", "--limit", "4", "--max-budget", "4", "--search-budget", "2", "--strategy", "majority",
+            "demo", "--dataset", "sample", "--limit", "4", "--max-budget", "4", "--search-budget", "2", "--strategy", "majority",
             "--strategy", "best_of_n", "--strategy", "adaptive_consistency", "--strategy", "beam_search",
             "--max-tokens", "96", "--out", str(out)]))
     assert result.exit_code == 0, result.output[-3000:]

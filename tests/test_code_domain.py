@@ -109,7 +109,7 @@ def test_a_prompt_without_examples_scores_a_loading_program_in_the_middle():
     prompt = 'def f(x):\n    """Return x doubled."""\n'
     verifier = Verifier.create("public_tests")
     scores = verifier.score([Solution(prompt, "```python\ndef f(x):\n    return 2 * x\n```"),
-                             Solution(prompt, "```python\ndef f(x):\n    return 2 * x\nraise SystemExit\n```")])
+                             Solution(prompt, "```python\ndef f(x, y=1 / 0):\n    return 2 * x\n```")])
     assert scores == [0.5, 0.0]
 
 
@@ -152,17 +152,20 @@ def test_a_code_domain_with_hostile_candidates_grades_them_as_failures_and_leave
     import testtime.sandbox
     from test_sandbox import TIGHT, leftovers
 
-    monkeypatch.setattr(testtime.sandbox, "_SHARED", [testtime.sandbox.Sandbox(TIGHT)])  # seconds, not ten
+    tight = testtime.sandbox.Sandbox(TIGHT)
+    monkeypatch.setattr(testtime.sandbox, "_SHARED", [tight])  # seconds, not ten
     [task] = read_jsonl(code_task(tmp_path), domain="code")
     hostile = ["while True:\n    pass", "x = bytearray(8 << 30)", "import os\nwhile True:\n    os.fork()",
                "import sys\nsys.exit(0)", "import os\nos._exit(0)", "import ctypes\nctypes.string_at(0)",
                "import sys\nsys.stdout.write('x' * (200 << 20))", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"]
-    replies = [Reply(task, f"```python\ndef add(a, b):\n    return a + b\n{h}\n```", 0) for h in hostile]
-    before = leftovers()
+    body = ["\n".join("    " + line for line in h.splitlines()) for h in hostile]  # run when the tests call it
+    replies = [Reply(task, f"```python\ndef add(a, b):\n{b}\n    return a + b\n```", 0) for b in body]
+    before = leftovers(tight)
     candidates = make_candidates(replies)
     grade_results([(task, candidates)])
     assert [c.correct for c in candidates] == [False] * len(hostile)
-    assert leftovers() == before
+    assert leftovers(tight) == before
+    tight.close()
     assert domain_of(task).name == "code"
 
 

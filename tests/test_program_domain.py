@@ -25,7 +25,7 @@ def block(code: str) -> str:
 def test_the_prompt_asks_for_a_program_and_the_answer_is_what_it_prints():
     assert "Python program" in PromptTemplate().build(TASK).messages[0][1]
     texts = [block("print((16 - 3 - 4) * 2.0)"), block("x = (16 - 3 - 4) * 2\nprint(f'The answer is {x}')"),
-             block("print(16 - 3 - 4)"), block("raise ValueError"), "no program at all", block("while True: pass")[:0]]
+             block("print(16 - 3 - 4)"), block("raise ValueError"), "no program at all", ""]
     candidates = make_candidates([Reply(TASK, t, 5) for t in texts])
     assert [c.answer for c in candidates] == ["18", "18", "9", None, None, None]
     grade_results([(TASK, candidates)])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from testtime.sandbox import SANDBOX_UID_BASE, Execution, Job, Limits, Sandbox, execute, live_processes
+from testtime.sandbox import SANDBOX_UID_BASE, SANDBOX_UIDS, Execution, Job, Limits, Sandbox, execute, live_processes
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox relies on POSIX limits")
 TIGHT = Limits(wall_seconds=6, cpu_seconds=3, memory_bytes=512 << 20, processes=8, file_bytes=1 << 20)
@@ -25,20 +25,20 @@ def sandbox():
     box.close()
 
 
-def leftovers() -> dict:
-    """What an execution could leave: processes of the sandbox's user ids, its working directories."""
+def leftovers(sandbox: Sandbox) -> dict:
+    """What an execution could leave: processes of the sandbox's user ids, working directories."""
     import tempfile
 
-    processes = [pid for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + 8) for pid in live_processes(uid)]
+    processes = [pid for uid in sandbox.uids for pid in live_processes(uid)]
 
     dirs = sorted(p.name for p in Path(tempfile.gettempdir()).glob("testtime-sandbox-*"))
     return {"processes": processes, "dirs": dirs}
 
 
 def run_clean(sandbox: Sandbox, program: str) -> Execution:
-    before = leftovers()
+    before = leftovers(sandbox)
     result = sandbox.run(Job(program))
-    assert leftovers() == before, "an execution left a process or its working directory behind"
+    assert leftovers(sandbox) == before, "an execution left a process or its working directory behind"
     return result
 
 
@@ -182,6 +182,16 @@ def test_a_job_already_run_is_not_run_again(sandbox):
     sandbox.run_many([Job("y = 7", calls=("y",))] * 3)
     sandbox.run(Job("y = 7", calls=("y",)))
     assert sandbox.executions - before == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user ids of its own need root")
+def test_two_sandboxes_never_share_a_user_id(sandbox):
+    other = Sandbox(TIGHT, workers=2)
+    try:
+        assert not set(other.uids) & set(sandbox.uids)
+        assert all(SANDBOX_UID_BASE <= uid < SANDBOX_UID_BASE + SANDBOX_UIDS for uid in other.uids)
+    finally:
+        other.close()
 
 
 def test_limits_are_checked_where_they_are_made():

@@ -83,8 +83,39 @@ def _parses(program: str) -> str | None:
     return program
 
 
+_KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+
+
 def _without_main(code: str) -> str:
-    """The code without its ``if __name__ == "__main__":`` part and top-level demo prints or input()."""
+    """The code's definitions alone: imports, functions, classes and constants, without the demo calls,
+    prints, input() and self-made asserts a reply adds at the top level (as EvalPlus's sanitizer
+    keeps them). Code that does not parse is cut by lines instead."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return _without_main_lines(code)
+    lines = code.splitlines()
+    kept = [n for n in tree.body if isinstance(n, _KEPT) and not _calls_at_top(n)]
+    return "\n\n".join("\n".join(lines[_first_line(n) - 1:n.end_lineno]) for n in kept)
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", [])
+    return min([node.lineno] + [d.lineno for d in decorators])
+
+
+def _calls_at_top(node: ast.stmt) -> bool:
+    """An assignment that runs the program's own functions (``result = solve(data)``) is a demo, not a constant."""
+    return isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and any(
+        isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _PURE_CALLS)
+        for n in ast.walk(node.value))
+
+
+_PURE_CALLS = {"set", "frozenset", "dict", "list", "tuple", "range", "str", "int", "float", "len", "sorted",
+               "defaultdict", "namedtuple", "compile", "TypeVar", "object"}
+
+
+def _without_main_lines(code: str) -> str:
     lines, kept, skipping = code.splitlines(), [], False
     for line in lines:
         top = line[:1] not in (" ", "\t", "")

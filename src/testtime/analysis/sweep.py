@@ -404,6 +404,18 @@ class SweepAnalysis:
                 "budgets": tables}
 
     # -- everything -----------------------------------------------------------------------------------
+    def gains_over_one_sample(self) -> list[dict]:
+        """Each strategy at its largest budget against one sample (single@1), paired on the same questions."""
+        one = next((p for p in self.points if p.strategy == "single" and p.budget == 1), None)
+        if one is None:
+            return []
+        largest: dict[str, Point] = {}
+        for p in self.points:
+            if p is not one and (p.strategy not in largest or p.budget > largest[p.strategy].budget):
+                largest[p.strategy] = p
+        return [{"strategy": p.strategy, "budget": p.budget,
+                 **paired_difference(p.correct, one.correct, seed=self.seed).to_dict()} for p in largest.values()]
+
     def to_dict(self) -> dict:
         oracle = self.oracle_difficulty() if self.pools else None
         predicted = self.predicted_difficulty() if self.pools else None
@@ -413,6 +425,7 @@ class SweepAnalysis:
             "seeds": len(self.pools),
             "orders": self.orders_count,
             "points": [p.to_dict(self.seed) for p in self.points],
+            "gains_over_one_sample": self.gains_over_one_sample(),
             "fits": self.fits(),
             "coverage": self.coverage() if self.pools else None,
             "difficulty": None if oracle is None else {

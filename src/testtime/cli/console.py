@@ -143,6 +143,9 @@ def print_points(scaling: dict) -> None:
                       f"{p['ci95'][0]:.0%}-{p['ci95'][1]:.0%}", f"{p['tokens']:,.0f}",
                       f"{p['flops'] / 1e12:.3f}", f"{p['wall_seconds']:.2f}")
     wide_console().print(table)
+    for gain in scaling.get("gains_over_one_sample", []):
+        console.print(escape("  " + Difference.from_dict(gain).describe(f"{gain['strategy']}@{gain['budget']}",
+                                                                        "single@1")))
     for name, fit in scaling["fits"].items():
         t = fit.get("tokens")
         if t:

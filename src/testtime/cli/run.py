@@ -31,6 +31,9 @@ from testtime.verifiers import Verifier
 from testtime.workflows import execute_plan
 
 DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "beam_search")
+# On code: votes count behaviour, best-of-N follows the visible examples, self_debug is told what failed.
+CODE_DEMO_STRATEGIES = ("single", "majority", "best_of_n", "weighted_best_of_n", "self_debug")
+DEMO_DATASETS = {"humaneval": 40, "sample": 16}  # and how many questions each demo takes by default
 
 
 @app.command("sweep", context_settings={"default_map": {"pool": True}},
@@ -186,11 +189,16 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
 
 @app.command()
 def demo(
-    limit: int = typer.Option(16, help="questions from the shipped GSM8K sample (30 ship)"),
+    dataset: str = typer.Option("humaneval", help="humaneval (the first problems of the 164, graded by their hidden "
+                                                 "tests) or sample (the shipped GSM8K sample, 30 questions)"),
+    limit: Optional[int] = typer.Option(None, help="questions (default 40 of humaneval, 16 of sample)"),
     max_budget: int = typer.Option(8, help="pool size: parallel strategies are estimated at budgets 1, 2, 4, ... up to it"),
-    strategy: list[str] = typer.Option(list(DEMO_STRATEGIES), "--strategy",
-                                       help="a strategy to include; repeat for several"),
-    search_budget: int = typer.Option(2, help="budget of the step-level searches (they run for real)"),
+    strategy: list[str] = typer.Option([], "--strategy",
+                                       help="a strategy to include; repeat for several (default: "
+                                            f"{', '.join(CODE_DEMO_STRATEGIES)} on humaneval; "
+                                            f"{', '.join(DEMO_STRATEGIES)} on sample)"),
+    search_budget: Optional[int] = typer.Option(None, help="budget of the strategies that run for real (searches, "
+                                                           "self_debug; default 4 on humaneval, 2 on sample)"),
     param: list[str] = typer.Option(["width=2"], "--param",
                                     help="a strategy parameter NAME=VALUE for the strategies that take it"),
     backend: str = typer.Option("vllm"),
@@ -202,19 +210,25 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="run directory to write"),
     verbose: bool = verbose_option(),
 ):
-    """A small scaling sweep on the embedded model and the shipped sample, ending in the report.
+    """A small scaling sweep on the embedded model, ending in the report and the gains over one sample.
 
     One pool of samples per question (drawn once, in one batched call) gives every
     parallel strategy at every budget; each is charged only for the samples it uses.
-    Step-level searches run for real. The verifier is the PRM shipped for the model
-    (the arithmetic checker for a model without one). The analysis, policy.json and
-    report.html are written to the run directory.
+    Other strategies run for real. On humaneval the verifier is public_tests (the share of the
+    prompt's visible examples a program passes, in the sandbox) and the hidden tests grade; on
+    the sample it is the PRM shipped for the model (the arithmetic checker for a model without
+    one). The analysis, policy.json and report.html are written to the run directory.
     """
     try:
-        tasks = load_dataset("sample", limit=limit)
+        if dataset not in DEMO_DATASETS:
+            raise ValueError(f"demo dataset must be one of {', '.join(DEMO_DATASETS)}, got {dataset!r}")
+        code = dataset == "humaneval"
+        strategy = strategy or list(CODE_DEMO_STRATEGIES if code else DEMO_STRATEGIES)
+        search_budget = search_budget or (4 if code else 2)
+        tasks = load_dataset(dataset, limit=limit or DEMO_DATASETS[dataset])
         for name in strategy:  # a misspelt strategy fails before the PRM's feature model loads
             Strategy.lookup(split_spec(name)[0])
-        verifier_name = "prm" if shipped_artifact(model) else "arithmetic"
+        verifier_name = "public_tests" if code else "prm" if shipped_artifact(model) else "arithmetic"
         verifier = make_verifier(verifier_name, policy=model)
         units = strategy_units(list(dict.fromkeys(strategy)), [search_budget], [seed], verifier,
                                texts=parse_assignments("--param", param), unused="ignore")
@@ -227,9 +241,9 @@ def demo(
         fail(str(exc))
     started = time.perf_counter()
     sampling = SamplingParams(max_tokens=max_tokens)
-    store = RunStore.start(out, {"dataset": "sample", "demo": True, "pool_strategies": pooled, **plan.config()},
+    store = RunStore.start(out, {"dataset": dataset, "demo": True, "pool_strategies": pooled, **plan.config()},
                            overwrite=True)
-    meta = {"dataset": "sample", "model": model, "verifier": verifier_name, "sampling": asdict(sampling), "seed": seed}
+    meta = {"dataset": dataset, "model": model, "verifier": verifier_name, "sampling": asdict(sampling), "seed": seed}
     solve(plan, spec, verifier, sampling, store, meta, asked=asked, ray=None, workers=0, verbose=verbose)
     store.export()
     print_analysis(store)

@@ -41,6 +41,7 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,9 @@ from pathlib import Path
 from typing import Sequence
 
 CHILD = Path(__file__).with_name("child.py")
-SANDBOX_UID_BASE = 61000  # root only: slot k runs as this + k, a user id nothing else on the machine uses
+# Root only: each slot runs as a user id of its own from this range, which nothing else on the machine
+# uses; a slot leases its id (below) so that two sandboxes, in one process or two, never share one.
+SANDBOX_UID_BASE, SANDBOX_UIDS = 61000, 1000
 STATUSES = ("passed", "failed", "timeout", "memory", "error")
 _TAIL_CHARS = 2000
 _VERDICT_BYTES = 4 << 20  # what the verdict pipe may carry before the execution is cut
@@ -120,9 +123,10 @@ class Sandbox:
     def __init__(self, limits: Limits = Limits(), workers: int | None = None, memo: int = 100_000):
         self.limits = limits
         self.workers = workers or os.cpu_count() or 1
-        self._slots: queue.Queue[int] = queue.Queue()
-        for slot in range(self.workers):
-            self._slots.put(slot)
+        self._slots: queue.Queue[int | None] = queue.Queue()
+        self._leases = [_lease_uid() for _ in range(self.workers)] if os.geteuid() == 0 else []
+        for k in range(self.workers):
+            self._slots.put(self._leases[k][0] if self._leases else None)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
         self._memo: dict[Job, Execution] = {}
         self.memo = memo
@@ -145,19 +149,40 @@ class Sandbox:
             self._memo[job] = result
         return [known[j] for j in jobs]
 
+    @property
+    def uids(self) -> list[int]:
+        """The user ids its slots run as (none where it does not run as root)."""
+        return [uid for uid, _ in self._leases]
+
     def check(self) -> dict:
         """What isolation holds on this machine (an empty program's ``isolation``)."""
         return self.run(Job("pass")).isolation
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        for _, lease in self._leases:
+            lease.close()
+        self._leases = []
 
     def _run_in_slot(self, job: Job) -> Execution:
-        slot = self._slots.get()
+        uid = self._slots.get()
         try:
-            return execute(job, self.limits, uid=SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None)
+            return execute(job, self.limits, uid=uid)
         finally:
-            self._slots.put(slot)
+            self._slots.put(uid)
+
+
+def _lease_uid() -> tuple[int, socket.socket]:
+    """A user id of the range that no other sandbox holds: held by binding an abstract Unix socket named
+    after it, which the kernel frees when its holder closes it or dies (no file is left behind)."""
+    for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + SANDBOX_UIDS):
+        lease = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            lease.bind(f"\0testtime-sandbox-uid-{uid}")
+            return uid, lease
+        except OSError:
+            lease.close()
+    raise RuntimeError(f"every sandbox user id from {SANDBOX_UID_BASE} is in use")
 
 
 _SHARED: list[Sandbox] = []
