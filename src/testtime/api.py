@@ -23,6 +23,7 @@ from testtime.steps import check_thinking_split
 from testtime.strategies import Context, QuestionResult, Strategy
 from testtime.tasks import Task
 from testtime.verifiers import Verifier
+from testtime.verifiers.assertions import AssertionsVerifier
 
 
 class SolverClosedError(RuntimeError):
@@ -56,21 +57,24 @@ class Solver:
     def solve(self, questions: Sequence[str | Task], strategy: str | Strategy = ..., budget: int | None = ...,
               **params: Any) -> list[QuestionResult]: ...
 
-    def solve(self, questions, strategy="majority", budget=None, **params):
+    def solve(self, questions, strategy="majority", budget=None, tests=None, **params):
         """Answer one question (a result) or many (a list of results, all batched together).
 
         ``strategy`` is a name (see ``testtime strategies``) with ``budget`` and its own parameters,
         or a ``Strategy`` object. A question is a string or a ``Task`` (with a gold answer, results
-        say whether they are correct)."""
+        say whether they are correct; a HumanEval task's are graded by its hidden tests). ``tests``,
+        a list of assert statements, makes the answer a program chosen by the share of them it
+        passes in the sandbox: they are this call's verifier (test-driven generation)."""
         if self.generator is None:
             raise SolverClosedError("this Solver is closed; open a new one: with tt.Solver(...) as solver: ...")
         one = isinstance(questions, (str, Task))
-        tasks = [_task(q, i) for i, q in enumerate([questions] if one else questions)]
+        tasks = [_task(q, i, "code" if tests else "math") for i, q in enumerate([questions] if one else questions)]
+        verifier = AssertionsVerifier(tests) if tests else self.verifier
         chosen = strategy if isinstance(strategy, Strategy) else Strategy.create(
             strategy, **({"budget": budget} if budget is not None else {}), **params)
-        chosen.check(self.verifier)
+        chosen.check(verifier)
         check_prompts_fit(tasks, self.generator, self.template)
-        ctx = Context(generator=self.generator, verifier=self.verifier, sampling=self.sampling,
+        ctx = Context(generator=self.generator, verifier=verifier, sampling=self.sampling,
                       template=self.template, seed=self.seed, thinking_split=self.thinking_split)
         results = chosen.solve(tasks, ctx)
         return results[0] if one else results
@@ -87,9 +91,9 @@ class Solver:
         self.close()
 
 
-def _task(question: str | Task, index: int) -> Task:
+def _task(question: str | Task, index: int, domain: str = "math") -> Task:
     if isinstance(question, Task):
         return question
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"question {index}: expected a non-empty string or a Task, got {question!r}")
-    return Task(id=f"q{index}", question=question, answer="")
+    return Task(id=f"q{index}", question=question, answer="", domain=domain)

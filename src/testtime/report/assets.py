@@ -112,8 +112,11 @@ JS = r"""
       const li = el("li", i === view.chosen ? "chosen" : "");
       const details = el("details");
       const summary = el("summary");
-      summary.appendChild(el("span", null, "answer " + (c.answer === null ? "(none)" : c.answer) + " "));
+      const program = !!c.verdict;  // a code candidate: its answer is a program, graded by hidden tests
+      summary.appendChild(el("span", null, program ? "program " :
+                                         "answer " + (c.answer === null ? "(none)" : c.answer) + " "));
       summary.appendChild(mark(c.correct));
+      if (program) summary.appendChild(el("span", "badge", "hidden tests: " + c.verdict.status));
       summary.appendChild(el("span", "badge", "score " + num(c.score, 2)));
       summary.appendChild(el("span", "badge", c.tokens + " tok"));
       if (seen) summary.appendChild(el("span", "badge", "saw " + seen[k] + " earlier"));
@@ -121,6 +124,11 @@ JS = r"""
       if (i === view.chosen) summary.appendChild(el("span", "badge chosen", "chosen"));
       details.appendChild(summary);
       details.appendChild(el("div", "step", c.text));
+      if (program) {
+        details.appendChild(el("div", "step", "the program run:\n" + (c.answer === null ? "(none)" : c.answer)));
+        if (c.verdict.error) details.appendChild(el("div", "step", "hidden tests: " + c.verdict.error +
+                                                    (c.verdict.stderr ? "\n" + c.verdict.stderr : "")));
+      }
       li.appendChild(details);
       ol.appendChild(li);
     });

@@ -47,7 +47,8 @@ def _view(unit: dict, line: dict, limit: int) -> dict:
         "strategy": unit["strategy"], "budget": unit.get("budget"), "seed": unit.get("seed"),
         "kind": "tree" if tree else "chains" if line.get("chains") else "pool",
         "prediction": line.get("prediction"), "correct": bool(line.get("correct")), "chosen": line.get("chosen"),
-        "candidates": [{"answer": c.get("answer"), "score": c.get("score"), "tokens": c.get("tokens"),
+        "candidates": [{"answer": _clip(c.get("answer"), limit) if c.get("verdict") else c.get("answer"),
+                        "score": c.get("score"), "tokens": c.get("tokens"),
                         "correct": c["correct"] if c.get("correct") is not None else answers_match(c.get("answer"), gold),
                         "text": _clip(c.get("text"), limit), **({"verdict": c["verdict"]} if c.get("verdict") else {})}
                        for c in line.get("candidates", [])],

@@ -30,9 +30,11 @@ class SelfDebug(Revisions):
     selector: str = field(default=Selector.MAJORITY.value, metadata={
         "help": "choice within a chain, then among chains: majority (by behaviour), best, weighted, borda "
                 "(these three need a verifier, e.g. public_tests)"})
+    revision_request: str = field(default=FIX, metadata={
+        "escapes": True, "help": "what follows the feedback on the last attempt: the request to fix it"})
 
     def request_after(self, task: Task, attempt: Attempt) -> str:
-        return feedback(task, attempt.candidate.answer)
+        return feedback(task, attempt.candidate.answer, self.revision_request)
 
     def chain_done(self, task: Task, chain: list[Attempt]) -> bool:
         return bool(chain) and passes_examples(task, chain[-1].candidate.answer)
@@ -54,21 +56,20 @@ def passes_examples(task: Task, program: str | None) -> bool:
                                     for o, e in zip(execution.outputs, examples))
 
 
-def feedback(task: Task, program: str | None) -> str:
+def feedback(task: Task, program: str | None, fix: str = FIX) -> str:
     """What the last attempt did wrong, in a user's words, then the request to fix it."""
-
     if program is None:
-        return f"Your reply holds no Python function that parses. {FIX}"
+        return f"Your reply holds no Python function that parses. {fix}"
     examples, execution = _run(task, program)
     if not execution.passed:
-        detail = execution.error or execution.status
-        tail = execution.stderr.strip().splitlines()[-3:]
-        return f"Running your code failed ({execution.status}): {detail}\n{chr(10).join(tail)}\n{FIX}".replace("\n\n", "\n")
+        lines = [f"Running your code failed ({execution.status}): {execution.error or execution.status}",
+                 *execution.stderr.strip().splitlines()[-3:], fix]
+        return "\n".join(line for line in lines if line)
     for output, example in zip(execution.outputs, examples):
+        shown = f"Your function was run on an example from the docstring: `{example.call}` should return {example.expected}"
         if output.raised is not None:
-            return (f"Your function was run on an example from the docstring: `{example.call}` should return "
-                    f"{example.expected}, but it raised {output.raised}{': ' + output.message if output.message else ''}. {FIX}")
+            message = f": {output.message}" if output.message else ""
+            return f"{shown}, but it raised {output.raised}{message}. {fix}"
         if not same_value(output.value, example.expected):
-            return (f"Your function was run on an example from the docstring: `{example.call}` should return "
-                    f"{example.expected}, but it returned {output.value}. {FIX}")
-    return f"Your function passes the docstring's examples. Check it for the cases they do not show. {FIX}"
+            return f"{shown}, but it returned {output.value}. {fix}"
+    return f"Your function passes the docstring's examples. Check it for the cases they do not show. {fix}"

@@ -20,6 +20,8 @@ from testtime.verifiers.base import OutcomeVerifier, Solution, StepScores
 
 
 class ProgramAgreement(OutcomeVerifier):
+    """The share of K programs, written by its model and run in the sandbox, that print a solution's answer."""
+
     name = "program_agreement"
     model_parameter = "generator"
 

@@ -20,6 +20,8 @@ NO_EXAMPLE_SCORE = 0.5
 
 
 class PublicTestsVerifier(OutcomeVerifier):
+    """The share of the prompt's visible examples (doctests, prose) a program passes, in the sandbox."""
+
     name = "public_tests"
 
     def _score(self, solutions: Sequence[Solution]) -> list[StepScores]:
