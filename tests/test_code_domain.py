@@ -198,3 +198,28 @@ def test_self_debug_feedback_for_a_program_that_does_not_load_or_raises(tmp_path
     assert "Running your code failed (failed): RuntimeError: at import" in loading
     raising = feedback(task, "def add(a, b):\n    return a / 0\n")
     assert "but it raised ZeroDivisionError: division by zero" in raising
+
+
+def test_run_and_the_demo_on_code_tasks_end_to_end(on_engine, tmp_path):
+    # SmolLM2 (the test model) writes poor code: what is checked is that every candidate was run and
+    # graded, and that the demo prints its gains over one sample with their intervals.
+    path = tmp_path / "mine.jsonl"
+    rows = [{"task_id": f"mine/{k}", "prompt": PROMPT.replace("add", name), "entry_point": name,
+             "test": f"def check(candidate):\n    assert candidate(10, 20) == 30\n"} for k, name in enumerate(["add", "plus"])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = on_engine("run", "--dataset", str(path), "--domain", "code", "--strategy", "best_of_n", "--n", "2",
+                       "--verifier", "public_tests", "--max-tokens", "48", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output[-2000:]
+    lines = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["mine/0", "mine/1"]
+    for line in lines:
+        assert len(line["candidates"]) == 2 and "def check" not in json.dumps(line)  # the hidden test is not stored
+        for c in line["candidates"]:
+            assert isinstance(c["correct"], bool) and c["verdict"]["status"] in ("passed", "failed", "timeout",
+                                                                                  "memory", "error")
+            assert 0.0 <= c["score"] <= 1.0
+    demo = on_engine("demo", "--limit", "2", "--max-budget", "2", "--strategy", "single", "--strategy", "best_of_n",
+                     "--max-tokens", "48", "--out", str(tmp_path / "demo"))
+    assert demo.exit_code == 0, demo.output[-2000:]
+    said = " ".join(demo.output.split())
+    assert "on 2 questions of humaneval" in said and "best_of_n@2" in said and "single@1" in said and "95% CI" in said
