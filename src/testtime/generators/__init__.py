@@ -128,6 +128,30 @@ class SecondModel:
             generator.close()
 
 
+class ModelOf:
+    """A component's own model (a judge's, a verifier's program writer): a name it opens as a
+    ``SecondModel`` when first used, or a generator it was lent (which stays the lender's to close)."""
+
+    def __init__(self, model: Generator | str):
+        self._model = SecondModel(model) if isinstance(model, str) else None
+        self._lent = None if isinstance(model, str) else model
+
+    @property
+    def generator(self) -> Generator:
+        return self._model.generator if self._model is not None else self._lent
+
+    @property
+    def parameter_count(self) -> int:
+        """Its parameters, for the FLOPs estimate: 0 until a named model is opened."""
+        if self._model is not None and not self._model.opened:
+            return 0
+        return self.generator.parameter_count
+
+    def close(self) -> None:
+        if self._model is not None:
+            self._model.close()
+
+
 def open_generator(backend: str, model: str, **options) -> Generator:
     """A generator for a backend name: ``vllm`` (in-process) or ``openai`` (HTTP); options as ``GeneratorSpec``."""
     return GeneratorSpec(backend, model, **options).open()
@@ -143,6 +167,7 @@ __all__ = [
     "GenerationResult",
     "Generator",
     "GeneratorSpec",
+    "ModelOf",
     "Prompt",
     "PromptTooLongError",
     "RetryPolicy",

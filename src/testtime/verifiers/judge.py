@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from testtime.generators import SecondModel
+from testtime.generators import ModelOf
 from testtime.generators.base import GenerationRequest, Generator, Prompt, SamplingParams
 from testtime.verifiers.base import OutcomeVerifier, Solution, StepScores
 
@@ -67,26 +67,22 @@ class LLMJudge(OutcomeVerifier):
             raise ValueError(f"question_template must contain {' and '.join(missing)}")
         if isinstance(top_logprobs, bool) or top_logprobs < 1:
             raise ValueError(f"top_logprobs must be an integer >= 1, got {top_logprobs!r}")
-        self._model = SecondModel(generator) if isinstance(generator, str) else None
-        self._generator = None if isinstance(generator, str) else generator
+        self._model = ModelOf(generator)
         self.question_template = question_template
         self.top_logprobs = top_logprobs
         self.params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=top_logprobs)
 
     @property
     def generator(self) -> Generator:
-        return self._model.generator if self._model is not None else self._generator
+        return self._model.generator
 
     @property
     def parameter_count(self) -> int:
-        if self._model is not None and not self._model.opened:
-            return 0  # known once opened
-        return self.generator.parameter_count
+        return self._model.parameter_count  # known once opened
 
     def close(self) -> None:
         """Close the engine the judge opened itself (one it was given belongs to the caller)."""
-        if self._model is not None:
-            self._model.close()
+        self._model.close()
 
     def prompt(self, solution: Solution) -> Prompt:
         return Prompt.chat(None, self.question_template.format(question=solution.question, solution=solution.text))

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from testtime.answers import answers_match, extract_answer
 from testtime.domains.program import SYSTEM_PROMPT, run_programs
-from testtime.generators import SecondModel
+from testtime.generators import ModelOf
 from testtime.generators.base import GenerationRequest, Generator, Prompt, SamplingParams
 from testtime.reasoning import TAGS
 from testtime.verifiers.base import OutcomeVerifier, Solution, StepScores
@@ -29,21 +29,21 @@ class ProgramAgreement(OutcomeVerifier):
                  max_tokens: int = 384, seed: int = 0):
         if isinstance(programs, bool) or not isinstance(programs, int) or programs < 1:
             raise ValueError(f"programs must be an integer >= 1, got {programs!r}")
-        self._model = SecondModel(generator) if isinstance(generator, str) else None
-        self._generator = None if isinstance(generator, str) else generator
+        self._model = ModelOf(generator)
         self.programs = programs
         self.params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
         self._answers: dict[str, list[str | None]] = {}  # question -> what its K programs printed
 
     @property
     def generator(self) -> Generator:
-        return self._model.generator if self._model is not None else self._generator
+        return self._model.generator
 
     @property
     def parameter_count(self) -> int:
-        if self._model is not None and not self._model.opened:
-            return 0
-        return self.generator.parameter_count
+        return self._model.parameter_count
+
+    def close(self) -> None:
+        self._model.close()
 
     def program_answers(self, questions: Sequence[str]) -> dict[str, int]:
         """Write and run the K programs of every question not seen yet; the tokens that cost, per question."""
