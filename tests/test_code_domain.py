@@ -205,7 +205,7 @@ def test_run_and_the_demo_on_code_tasks_end_to_end(on_engine, tmp_path):
     # graded, and that the demo prints its gains over one sample with their intervals.
     path = tmp_path / "mine.jsonl"
     rows = [{"task_id": f"mine/{k}", "prompt": PROMPT.replace("add", name), "entry_point": name,
-             "test": f"def check(candidate):\n    assert candidate(10, 20) == 30\n"} for k, name in enumerate(["add", "plus"])]
+             "test": "def check(candidate):\n    assert candidate(10, 20) == 30\n"} for k, name in enumerate(["add", "plus"])]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = on_engine("run", "--dataset", str(path), "--domain", "code", "--strategy", "best_of_n", "--n", "2",
                        "--verifier", "public_tests", "--max-tokens", "48", "--out", str(tmp_path / "run"))

@@ -31,7 +31,7 @@ def leftovers(sandbox: Sandbox) -> dict:
 
     processes = [pid for uid in sandbox.uids for pid in live_processes(uid)]
 
-    dirs = sorted(p.name for p in Path(tempfile.gettempdir()).glob("testtime-sandbox-*"))
+    dirs = sorted(p.name for p in Path(tempfile.gettempdir()).glob(f"testtime-sandbox-{os.getpid()}-*"))
     return {"processes": processes, "dirs": dirs}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from fractions import Fraction
+from functools import lru_cache
 
 # "The answer is 14", "answer is: 14", "**Answer:** 14", "Final answer: 14" (an answer cue then what follows).
 _ANSWER_IS = re.compile(r"\banswer\b(?:\s*\*\*)?(?:\s+is\b\s*:?|\s*:)\s*(.+)", re.IGNORECASE)
@@ -150,3 +151,15 @@ def _symbolic_match(predicted: str, gold: str) -> bool:
 def _as_latex(answer: str) -> str:
     answer = answer.strip()
     return answer if answer.startswith("$") else f"${answer}$"
+
+
+@lru_cache(maxsize=None)
+def _match_cached(predicted: str | None, gold: str | None) -> bool:
+    return answers_match(predicted, gold)
+
+
+def stored_correct(candidate: dict, gold: str | None) -> bool:
+    """A stored candidate's grade: as the run graded it (always so for code, by its hidden tests),
+    else its answer against the gold one (stores written before runs graded every candidate)."""
+    graded = candidate.get("correct")
+    return bool(graded) if graded is not None else _match_cached(candidate.get("answer"), gold)

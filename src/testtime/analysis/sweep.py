@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -24,7 +23,7 @@ from testtime.analysis.paired import paired_difference
 from testtime.policy import (
     LEVELS, Option, assign_levels, cost_to_match, cross_validated, learn_policy, level_edges, probe_easiness,
 )
-from testtime.answers import answers_match, normalize_answer
+from testtime.answers import normalize_answer, stored_correct
 from testtime.selection import Candidate
 from testtime.strategies import ParallelStrategy, Strategy
 
@@ -32,11 +31,6 @@ POOL = "pool"
 PASS_AT_K = "pass@k"
 DEFAULT_PROBE = 2  # samples: the cheapest probe whose agreement means something
 BASELINES = ("best_of_n", "weighted_best_of_n", "majority")  # the first present is "best-of-N"
-
-
-@lru_cache(maxsize=None)
-def _match(answer: str | None, gold: str) -> bool:
-    return answers_match(answer, gold)
 
 
 @dataclass
@@ -95,10 +89,7 @@ class PoolQuestion:
                            tokens=c["tokens"], score=c.get("score"), step_scores=tuple(c.get("step_scores") or ()),
                            reasoning_tokens=c.get("reasoning_tokens", 0))
                  for c in line["candidates"]]
-        # graded as stored where the run graded it (always for code); else from the answer
-        correct = [c["correct"] if c.get("correct") is not None else _match(cand.answer, line["gold"])
-                   for c, cand in zip(line["candidates"], cands)]
-        return cls(cands, correct, line["ledger"])
+        return cls(cands, [stored_correct(c, line["gold"]) for c in line["candidates"]], line["ledger"])
 
     def cost_of(self, samples: float, tokens: float) -> tuple[float, float, float]:
         """Computed tokens, FLOPs, wall seconds of using ``samples`` samples of ``tokens`` tokens."""

@@ -20,7 +20,7 @@ from scipy.stats import rankdata
 
 from testtime.analysis.estimators import bootstrap_interval, pass_at_k, replay, sample_orders
 from testtime.analysis.paired import Difference, paired_difference
-from testtime.answers import answers_match, normalize_answer
+from testtime.answers import normalize_answer, stored_correct
 from testtime.selection import Candidate
 
 
@@ -62,7 +62,7 @@ class PoolQuestion:
 
 def pool_questions(lines: Sequence[dict]) -> list[PoolQuestion]:
     return [PoolQuestion(line["id"], [c["answer"] for c in line["candidates"]],
-                         [answers_match(c["answer"], line["gold"]) for c in line["candidates"]])
+                         [stored_correct(c, line["gold"]) for c in line["candidates"]])
             for line in lines]
 
 

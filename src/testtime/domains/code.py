@@ -56,11 +56,14 @@ class CodeDomain(Domain):
                 for r, p, e in zip(replies, programs, executions)]
 
     def grade(self, graded: Sequence[tuple[Task, Candidate]]) -> list[bool]:
-        jobs = [Job(hidden_test_program(task, c.answer)) if c.answer is not None else None for task, c in graded]
+        """A task without hidden tests (a question asked of the server or the API) grades nothing right."""
+        jobs = [Job(hidden_test_program(task, c.answer)) if c.answer is not None and task.meta.get("test") else None
+                for task, c in graded]
         executions = run_jobs(jobs)
-        for (_, candidate), execution in zip(graded, executions):
-            candidate.verdict = (execution.to_dict() if execution is not None
-                                 else {"status": "error", "error": "no program in the reply", "stderr": ""})
+        for (task, candidate), execution in zip(graded, executions):
+            why = "no program in the reply" if candidate.answer is None else "the task has no hidden tests"
+            candidate.verdict = execution.to_dict() if execution is not None else {"status": "error", "error": why,
+                                                                                   "stderr": ""}
         return [e is not None and e.passed for e in executions]
 
 

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterable
 
-from testtime.answers import answers_match
+from testtime.answers import stored_correct
 from testtime.prompting import PromptTemplate
 from testtime.strategies.revisions import DEFAULT_REVISION_REQUEST
 from testtime.tasks import Task
@@ -47,8 +47,8 @@ def revision_examples(lines: Iterable[dict], params: RevisionDataParams = Revisi
     out = []
     for line in lines:
         finished = [c for c in line["candidates"] if c.get("finish_reason", "stop") == "stop"]  # none cut short
-        right = [c["text"] for c in finished if answers_match(c.get("answer"), line["gold"])]
-        wrong = [c["text"] for c in finished if not answers_match(c.get("answer"), line["gold"])]
+        right = [c["text"] for c in finished if stored_correct(c, line["gold"])]
+        wrong = [c["text"] for c in finished if not stored_correct(c, line["gold"])]
         if not right:
             continue  # nothing to revise towards
         base = template.build(Task(line["id"], line["question"], line["gold"])).messages

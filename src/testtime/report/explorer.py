@@ -3,7 +3,7 @@ its revision chains."""
 
 from __future__ import annotations
 
-from testtime.answers import answers_match
+from testtime.answers import stored_correct
 
 
 def _clip(text: str | None, limit: int) -> str:
@@ -49,7 +49,7 @@ def _view(unit: dict, line: dict, limit: int) -> dict:
         "prediction": line.get("prediction"), "correct": bool(line.get("correct")), "chosen": line.get("chosen"),
         "candidates": [{"answer": _clip(c.get("answer"), limit) if c.get("verdict") else c.get("answer"),
                         "score": c.get("score"), "tokens": c.get("tokens"),
-                        "correct": c["correct"] if c.get("correct") is not None else answers_match(c.get("answer"), gold),
+                        "correct": stored_correct(c, gold),
                         "text": _clip(c.get("text"), limit), **({"verdict": c["verdict"]} if c.get("verdict") else {})}
                        for c in line.get("candidates", [])],
         # Node texts are single steps; clip them too so one runaway step cannot bloat the page.

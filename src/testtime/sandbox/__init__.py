@@ -199,7 +199,7 @@ def shared_sandbox() -> Sandbox:
 
 def execute(job: Job, limits: Limits, uid: int | None = None) -> Execution:
     """One job in a fresh interpreter and working directory; the directory and every process go after."""
-    workdir = tempfile.mkdtemp(prefix="testtime-sandbox-")
+    workdir = tempfile.mkdtemp(prefix=f"testtime-sandbox-{os.getpid()}-")
     nonce = secrets.token_hex(16)
     start = time.perf_counter()
     try:
