@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from math import comb
 from typing import Sequence
 
+from testtime.domains import Reply, make_candidates
 from testtime.generators.base import ABORTED, GenerationRequest
 from testtime.ledger import Ledger
 from testtime.selection import select_majority, vote_counts
-from testtime.domains import Reply, make_candidates
 from testtime.strategies.base import Context, QuestionResult, make_candidate
 from testtime.strategies.parallel import ParallelStrategy, score_candidates
 from testtime.tasks import Task

@@ -13,10 +13,10 @@ import abc
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
+from testtime.domains import Reply, make_candidates
 from testtime.generators.base import GenerationRequest
 from testtime.ledger import Ledger
 from testtime.selection import Candidate
-from testtime.domains import Reply, make_candidates
 from testtime.strategies.base import Context, QuestionResult, Strategy
 from testtime.tasks import Task
 from testtime.verifiers.base import Solution

@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from testtime.domains import Reply, make_candidates
 from testtime.generators import SecondModel
 from testtime.generators.base import GenerationRequest, Generator, Prompt
 from testtime.ledger import Ledger
 from testtime.selection import Candidate, Selector, checked_selector, select
-from testtime.domains import Reply, make_candidates
 from testtime.strategies.base import Context, QuestionResult, Strategy
 from testtime.strategies.parallel import score_candidates
 from testtime.tasks import Task
