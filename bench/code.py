@@ -5,6 +5,7 @@ thought on GSM8K, each from resumable `testtime` runs whose stores are snapshott
     .venv/bin/python bench/code.py self-debug             # self_debug at budgets 4 and 16, run for real
     .venv/bin/python bench/code.py large                  # the 1.5B greedy on the same problems
     .venv/bin/python bench/code.py programs               # GSM8K: a pool of 16 programs on the sweep's 200 questions
+    .venv/bin/python bench/code.py sandbox                # executions per second, one worker against one per core
     .venv/bin/python bench/code.py analyse                # every figure from what is stored; nothing runs
     .venv/bin/python bench/code.py snapshot               # write the stores to bench/data/
 
@@ -52,6 +53,30 @@ def programs(a) -> None:
     run_resumable(["sweep", "--dataset", "gsm8k", "--domain", "program", "--data-root", a.data_root, "--limit", "200",
                    "--strategy=single", "--strategy=majority", *(f"--n={b}" for b in (1, 2, 4, 8, 16)),
                    "--chunk-size", "25"], a.out / "programs", STORES["programs"])
+
+
+def sandbox(a) -> None:
+    """HumanEval's 164 canonical solutions under their hidden tests, on one worker and on one per core:
+    executions per second, as a ratio in the same run (this machine's speed drifts)."""
+    import os
+    import time
+
+    from testtime.domains.code import hidden_test_program
+    from testtime.sandbox import Job, Sandbox
+    from testtime.tasks import load_dataset
+
+    jobs = [Job(hidden_test_program(t, t.question + t.answer)) for t in load_dataset("humaneval")]
+    rates = {}
+    for workers in (1, os.cpu_count() or 1):
+        box = Sandbox(workers=workers, memo=0)
+        start = time.perf_counter()
+        results = box.run_many(jobs)
+        rates[workers] = len(jobs) / (time.perf_counter() - start)
+        box.close()
+        passed = sum(r.passed for r in results)
+        print(f"  {workers} worker(s): {rates[workers]:.1f} executions/s ({passed} of {len(jobs)} passed), "
+              f"mean {np.mean([r.seconds for r in results]) * 1000:.0f} ms each")
+    print(f"  parallel speed-up: {rates[max(rates)] / rates[1]:.2f}x on {max(rates)} cores")
 
 
 def analyse(a) -> None:
@@ -194,7 +219,7 @@ def program_rows(run: Path, cot: Path) -> None:
 
 def main() -> None:
     steps = {"humaneval": humaneval, "self-debug": self_debug, "large": large, "programs": programs,
-             "analyse": analyse}
+             "sandbox": sandbox, "analyse": analyse}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=[*steps, "snapshot"])
     parser.add_argument("--out", type=Path, default=OUT)
