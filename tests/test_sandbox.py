@@ -87,7 +87,9 @@ def test_writing_and_deleting_outside_its_folder_fail(sandbox):
     import tempfile
 
     # outside /tmp, which the program sees as a private empty tmpfs: our own files, where it could see them
-    tmp_path = Path(tempfile.mkdtemp(dir=Path(__file__).resolve().parents[1] / "runs"))
+    runs = Path(__file__).resolve().parents[1] / "runs"  # git ignores it; a fresh clone has none yet
+    runs.mkdir(exist_ok=True)
+    tmp_path = Path(tempfile.mkdtemp(dir=runs))
     kept = tmp_path / "kept.txt"
     kept.write_text("ours")
     write = run_clean(sandbox, f"open({str(tmp_path / 'new.txt')!r}, 'w').write('x')\n")
