@@ -402,7 +402,9 @@ class SweepAnalysis:
             return []
         largest: dict[str, Point] = {}
         for p in self.points:
-            if p is not one and (p.strategy not in largest or p.budget > largest[p.strategy].budget):
+            if p.strategy == PASS_AT_K or p is one:  # an oracle, not a strategy one could run
+                continue
+            if p.strategy not in largest or p.budget > largest[p.strategy].budget:
                 largest[p.strategy] = p
         return [{"strategy": p.strategy, "budget": p.budget,
                  **paired_difference(p.correct, one.correct, seed=self.seed).to_dict()} for p in largest.values()]
