@@ -35,10 +35,6 @@ class Domain(Registered, abc.ABC):
     def grade(self, graded: Sequence[tuple[Task, Candidate]]) -> list[bool]:
         """Whether each candidate answers its task rightly, all in one batch."""
 
-    def answers_match(self, task: Task, answer: str | None) -> bool:
-        """Whether a stored answer is right, from the answer alone (where the domain can tell)."""
-        raise NotImplementedError(f"domain {self.name!r} grades candidates, not answers")
-
 
 _INSTANCES: dict[str, Domain] = {}
 

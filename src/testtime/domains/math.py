@@ -26,6 +26,3 @@ class MathDomain(Domain):
 
     def grade(self, graded: Sequence[tuple[Task, Candidate]]) -> list[bool]:
         return [answers_match(c.answer, task.answer) for task, c in graded]
-
-    def answers_match(self, task: Task, answer: str | None) -> bool:
-        return answers_match(answer, task.answer)
