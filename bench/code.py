@@ -104,10 +104,9 @@ def analyse(a) -> None:
                 d = paired_difference(points[x].correct, points[y].correct)
                 print("  " + d.describe(f"{x[0]}@{x[1]}", f"{y[0]}@{y[1]}"))
         beyond_examples(analysis.ids, points)
-        sandbox_share(store)
         store.close()
-        self_debug_rows(a.out / "self-debug", points)
-        large_rows(a.out / "large", points)
+        self_debug_rows(a.out / "self-debug", analysis.ids, points)
+        large_rows(a.out / "large")
     program_rows(a.out / "programs", Path(a.cot))
 
 
@@ -118,6 +117,9 @@ def beyond_examples(ids: list[str], points) -> None:
     from testtime.tasks import load_dataset
 
     tasks = {t.id: t for t in load_dataset("humaneval")}
+    shown = [visible_examples(t.question) for t in tasks.values()]
+    print(f"  {sum(map(bool, shown))} of {len(tasks)} prompts show at least one visible example "
+          f"({sum(map(len, shown))} in all)")
 
     def shown_in_hidden(task) -> bool:
         hidden = "".join(task.meta["test"].split())
@@ -131,23 +133,19 @@ def beyond_examples(ids: list[str], points) -> None:
             print(f"  on the other {rows.size}: " + d.describe(f"{strategy}@8", "single@1"))
 
 
-def sandbox_share(store) -> None:
-    """What the sandbox cost: its executions are inside the ledger's wall time (verifier and grading)."""
-    lines = store.lines_by_unit()[0][1]
-    wall = sum(line["ledger"]["wall_seconds"] for line in lines)
-    print(f"  pool wall time in the ledger: {wall:,.0f} s for {sum(len(l['candidates']) for l in lines)} programs")
-
-
-def self_debug_rows(run: Path, points) -> None:
+def self_debug_rows(run: Path, ids: list[str], points) -> None:
+    """Each self_debug unit, paired with the pool's points on the same problems in the same order."""
     from testtime.store import RunStore
 
     if not (run / "run.db").exists():
         return
     store = RunStore(run)
     for description, lines in store.lines_by_unit():
-        if not lines:
+        by_id = {line["id"]: line for line in lines}
+        if set(by_id) != set(ids):
+            print(f"  self_debug@{description['budget']}: {len(by_id)} of {len(ids)} problems so far (--resume)")
             continue
-        lines.sort(key=lambda line: line["id"])
+        lines = [by_id[i] for i in ids]
         correct = np.array([float(line["correct"]) for line in lines])
         tokens = np.mean([line["ledger"]["completion_tokens"] for line in lines])
         label = f"self_debug[chains={description.get('chains', 1)}]@{description['budget']}"
@@ -158,7 +156,7 @@ def self_debug_rows(run: Path, points) -> None:
     store.close()
 
 
-def large_rows(run: Path, points) -> None:
+def large_rows(run: Path) -> None:
     if (run / "run.db").exists():
         import subprocess
 

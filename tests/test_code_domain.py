@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from testtime.cli import app
-from testtime.domains import Reply, domain_of, grade_results, make_candidates
+from testtime.domains import Reply, grade_results, make_candidates
 from testtime.programs import Example, extract_program, same_value, visible_examples
 from testtime.selection import select_majority
 from testtime.tasks import TaskFormatError, load_dataset, read_jsonl
@@ -66,6 +66,13 @@ def test_visible_examples_cover_most_of_humaneval(humaneval):
     assert Example("sort_array([1, 5, 2, 3, 4])", "[1, 2, 3, 4, 5]") in shown["HumanEval/116"]  # ">>> f(x) == y"
     assert not any(e.expected == "19" for e in shown["HumanEval/67"])  # "-> 19 - 5 - 6 = 8" is arithmetic
     assert not any("is_happy(a)" == e.call for e in shown["HumanEval/80"])  # a variable the prose never set
+
+
+def test_a_huge_docstring_line_is_no_example_and_costs_no_time():
+    # A request's question is parsed for examples; prose parsing tries every prefix of a line, so an
+    # uncapped 60,000-character line would take a worker minutes (the test's timeout would fail it).
+    prompt = 'def f(x):\n    """f(1) == [' + "1, " * 20_000 + '"""\n'
+    assert visible_examples(prompt) == ()
 
 
 def test_a_reply_becomes_the_program_it_means():
@@ -166,7 +173,6 @@ def test_a_code_domain_with_hostile_candidates_grades_them_as_failures_and_leave
     assert [c.correct for c in candidates] == [False] * len(hostile)
     assert leftovers(tight) == before
     tight.close()
-    assert domain_of(task).name == "code"
 
 
 def test_self_debug_shows_the_failed_example_and_stops_a_chain_once_the_examples_pass(tmp_path):

@@ -11,7 +11,7 @@ from testtime.programs import program_block
 from testtime.prompting import PromptTemplate
 from testtime.selection import select_majority
 from testtime.tasks import Task
-from testtime.verifiers import Solution, Verifier
+from testtime.verifiers import Solution
 from testtime.verifiers.program_agreement import ProgramAgreement
 
 TASK = Task(id="q", question="Eggs: 16 laid, 3 eaten, 4 baked, the rest sold at $2. How much?", answer="18",
@@ -27,10 +27,11 @@ def test_the_prompt_asks_for_a_program_and_the_answer_is_what_it_prints():
     texts = [block("print((16 - 3 - 4) * 2.0)"), block("x = (16 - 3 - 4) * 2\nprint(f'The answer is {x}')"),
              block("print(16 - 3 - 4)"), block("raise ValueError"), "no program at all", ""]
     candidates = make_candidates([Reply(TASK, t, 5) for t in texts])
-    assert [c.answer for c in candidates] == ["18", "18", "9", None, None, None]
+    assert [c.answer for c in candidates] == ["18.0", "18", "9", None, None, None]  # read as math reads text
+    assert [c.key for c in candidates] == ["18", "18", "9", None, None, None]  # 18.0 and 18 vote together
     grade_results([(TASK, candidates)])
     assert [c.correct for c in candidates] == [True, True, False, False, False, False]
-    assert select_majority(candidates).answer == "18"  # votes over the executed answers
+    assert select_majority(candidates).key == "18"  # votes over the executed answers
 
 
 def test_the_program_is_run_as_written_prints_and_main_guard_included():
@@ -50,4 +51,3 @@ def test_program_agreement_scores_the_share_of_k_programs_that_print_the_answer(
     assert scored[0].tokens > 0 and scored[1].tokens == 0  # K programs per question, charged once
     verifier.score([Solution(TASK.question, "\\boxed{18}")])
     assert len(writer.calls) == 1  # a question's programs are written once
-    assert "program_agreement" in Verifier.registry

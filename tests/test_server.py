@@ -200,6 +200,7 @@ def test_authentication(served):
     ({"testtime": {"tests": ["x = 1"]}}, "tests[0] must be one assert statement"),
     ({"testtime": {"tests": ["assert f(1) =="]}}, "tests[0] is not valid Python"),
     ({"testtime": {"tests": []}}, "tests must be a non-empty list"),
+    ({"testtime": {"tests": ["assert " + "-" * 1900 + "1"]}}, "tests[0] is nested too deeply"),
     ({"testtime": {"tests": ["assert f(1)"] * 33}}, "33 tests are over the cap of 32"),
     ({"testtime": {"tests": ["assert f(1)"], "verifier": "arithmetic"}}, "drop testtime.verifier"),
 ])

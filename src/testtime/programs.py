@@ -12,6 +12,7 @@ import ast
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 # What separates a call from its value in prose: "f(x) == y", "f(x) ➞ y", "f(x) => y", "f(x) -> y",
@@ -24,17 +25,28 @@ class Example:
     call: str  # an expression, e.g. "add(2, 3)"
     expected: str  # the source of the value it should equal, e.g. "5"
 
-    def to_dict(self) -> dict:
-        return {"call": self.call, "expected": self.expected}
+
+_UNPARSABLE = (SyntaxError, ValueError, TypeError, MemoryError, RecursionError)  # what odd text makes ast raise
+# A docstring line longer than this is no example: prose parsing tries every prefix of a line, so a
+# request's megabyte line would otherwise cost a worker minutes.
+_LONGEST_EXAMPLE_LINE = 500
+
+
+def _parse(text: str, mode: str = "exec") -> ast.AST | None:
+    try:
+        return ast.parse(text, mode=mode)
+    except _UNPARSABLE:
+        return None
+
+
+def _parses(program: str) -> str | None:
+    return program if _parse(program) is not None else None
 
 
 def defined_functions(source: str) -> list[str]:
     """Names of the top-level functions a source defines, in order; [] where it does not parse."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    tree = _parse(source)
+    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))] if tree else []
 
 
 def entry_point(prompt: str) -> str | None:
@@ -48,71 +60,38 @@ def extract_program(prompt: str, reply: str, entry: str | None = None) -> str | 
     reply's definition of the function, or the prompt completed by the reply where the reply is a
     bare body. None when the reply holds no code that parses."""
     entry = entry or entry_point(prompt)
-    if entry is None:  # the prompt is prose, not code to complete: the reply's code is the program
-        prompt = ""
     blocks = [b for b in _FENCE.findall(reply) if b.strip()]
-    defining = [b for b in blocks if entry and re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", b, re.M)]
-    if defining:
-        code = defining[0]
-    elif blocks:
-        code = max(blocks, key=len)
-    elif entry and re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", reply, re.M):
-        code = reply[re.search(rf"^[ \t]*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", reply, re.M).start():]
-    elif entry is None and re.search(r"^(?:def|class|import|from)\s", reply, re.M):
-        code = reply[re.search(r"^(?:def|class|import|from)\s", reply, re.M).start():]
-    else:
-        code = None
-    if entry is None:
-        return _parses(_without_main(code)) if code is not None else None
-    if code is not None and entry and entry in defined_functions(_without_main(code)):
-        program = prompt.rstrip() + "\n\n\n" + _without_main(code).strip() + "\n"
-    else:  # a bare body that continues the prompt's function
-        program = prompt + (code if code is not None else reply)
-    try:
-        ast.parse(program)
-    except (SyntaxError, ValueError):
-        return None
-    return program
-
-
-def _parses(program: str) -> str | None:
-    try:
-        ast.parse(program)
-    except (SyntaxError, ValueError):
-        return None
-    return program
+    if entry is None:  # the prompt is prose, not code to complete: the reply's own code is the program
+        start = re.search(r"^(?:def|class|import|from)\s", reply, re.M)
+        code = max(blocks, key=len) if blocks else reply[start.start():] if start else None
+        return _parses(_definitions(code)) if code is not None else None
+    defines = re.compile(rf"^[ \t]*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", re.M)
+    start = defines.search(reply)
+    code = next((b for b in blocks if defines.search(b)), None) or (max(blocks, key=len) if blocks else None)
+    code = code if code is not None else reply[start.start():] if start else None
+    kept = _definitions(code) if code is not None else ""
+    if entry in defined_functions(kept):
+        return _parses(prompt.rstrip() + "\n\n\n" + kept.strip() + "\n")
+    return _parses(prompt + (code if code is not None else reply))  # a bare body that continues the prompt
 
 
 _KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
 
 
-def _without_main(code: str) -> str:
-    """The code's definitions alone: imports, functions, classes and constants, without the demo calls,
-    prints, input() and self-made asserts a reply adds at the top level (as EvalPlus's sanitizer
-    keeps them). Code that does not parse is cut by lines instead."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+def _definitions(code: str) -> str:
+    """The code's definitions alone: imports, functions, classes and assignments, without the demo
+    calls, prints, input() and self-made asserts a reply adds at the top level (what EvalPlus's
+    sanitizer keeps). Code that does not parse is cut by lines instead."""
+    tree = _parse(code)
+    if tree is None:
         return _without_main_lines(code)
     lines = code.splitlines()
-    kept = [n for n in tree.body if isinstance(n, _KEPT) and not _calls_at_top(n)]
-    return "\n\n".join("\n".join(lines[_first_line(n) - 1:n.end_lineno]) for n in kept)
+    return "\n\n".join("\n".join(lines[_first_line(n) - 1:n.end_lineno]) for n in tree.body if isinstance(n, _KEPT))
 
 
 def _first_line(node: ast.stmt) -> int:
     decorators = getattr(node, "decorator_list", [])
     return min([node.lineno] + [d.lineno for d in decorators])
-
-
-def _calls_at_top(node: ast.stmt) -> bool:
-    """An assignment that runs the program's own functions (``result = solve(data)``) is a demo, not a constant."""
-    return isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and any(
-        isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _PURE_CALLS)
-        for n in ast.walk(node.value))
-
-
-_PURE_CALLS = {"set", "frozenset", "dict", "list", "tuple", "range", "str", "int", "float", "len", "sorted",
-               "defaultdict", "namedtuple", "compile", "TypeVar", "object"}
 
 
 def _without_main_lines(code: str) -> str:
@@ -130,33 +109,34 @@ def _without_main_lines(code: str) -> str:
     return "\n".join(kept)
 
 
-def visible_examples(prompt: str) -> list[Example]:
+@lru_cache(maxsize=128)  # a question's 16 candidates, its verifier and its revisions all ask
+def visible_examples(prompt: str) -> tuple[Example, ...]:
     """The examples a prompt's docstrings show, as calls of the functions it defines."""
     names = defined_functions(prompt)
     if not names:
-        return []
+        return ()
     found: list[Example] = []
     for doc in _docstrings(prompt):
         found += _doctests(doc) or _prose_examples(doc, names) or _input_output(doc, names[-1])
-    return [e for e in dict.fromkeys(found) if _names_known(e.call, names)]
+    return tuple(e for e in dict.fromkeys(found) if _names_known(e.call, names))
 
 
 def _names_known(call: str, functions: list[str]) -> bool:
     """A call of the prompt's functions on values: "is_happy(a)" names a variable the prose never set."""
     import builtins
 
-    used = {n.id for n in ast.walk(ast.parse(call, mode="eval")) if isinstance(n, ast.Name)}
+    used = {n.id for n in ast.walk(_parse(call, mode="eval")) if isinstance(n, ast.Name)}
     return bool(used & set(functions)) and used <= set(functions) | set(dir(builtins))
 
 
 def _docstrings(prompt: str) -> list[str]:
-    tree = ast.parse(prompt)
+    tree = _parse(prompt)
     docs = []
-    for node in ast.walk(tree):
+    for node in ast.walk(tree) if tree else ():
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             doc = ast.get_docstring(node, clean=True)
             if doc:
-                docs.append(doc)
+                docs.append("\n".join(line for line in doc.splitlines() if len(line) <= _LONGEST_EXAMPLE_LINE))
     return docs
 
 
@@ -273,18 +253,14 @@ def _strip_comment(text: str) -> str:
 
 
 def _is_expression(text: str) -> bool:
-    try:
-        ast.parse(text, mode="eval")
-        return True
-    except SyntaxError:
-        return False
+    return _parse(text, mode="eval") is not None
 
 
 def _is_literal(text: str) -> bool:
     try:
         ast.literal_eval(text)
         return True
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    except _UNPARSABLE:
         return False
 
 
@@ -295,7 +271,7 @@ def same_value(returned_repr: str | None, expected: str) -> bool:
         return False
     try:
         got, want = ast.literal_eval(returned_repr), ast.literal_eval(expected)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    except _UNPARSABLE:
         return returned_repr.strip() == expected.strip()
     return _equal(got, want)
 
@@ -319,18 +295,3 @@ def program_block(reply: str) -> str | None:
             return block
     return reply if reply.strip() and _parses(reply) else None
 
-
-_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
-
-
-def printed_answer(execution) -> str | None:
-    """The last number a program printed, where it ran to its end (else None)."""
-    if execution is None or not execution.passed:
-        return None
-    numbers = _LAST_NUMBER.findall(execution.stdout)
-    if not numbers:
-        return None
-    number = numbers[-1].replace(",", "")
-    if re.fullmatch(r"-?\d+\.0+", number):
-        number = number.split(".")[0]  # 18.0 printed by float arithmetic is the answer 18
-    return number

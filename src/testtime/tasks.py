@@ -19,7 +19,7 @@ class Task:
     answer: str  # the gold final answer, already extracted
     meta: dict = field(default_factory=dict, compare=False)
     source: str = field(default="", compare=False)  # "file:line", for error messages
-    domain: str = "math"  # what kind of answer it wants (testtime.domains): "math" or "code"
+    domain: str = "math"  # what kind of answer it wants (testtime.domains): "math", "code" or "program"
 
 
 class TaskFormatError(ValueError):
@@ -80,7 +80,7 @@ def _parse_code_line(line: str, path: Path, lineno: int, fields: FieldMap, name:
     """A HumanEval-format row: the prompt is the question; the hidden ``test`` (a ``check(candidate)``
     function) and the ``entry_point`` stay in ``meta``, which no prompt or verifier reads."""
     where = f"{path}:{lineno}"
-    row = _json_object(line, where)
+    row = json_object(line, where)
     values = {key: _text_field(row, key, where) for key in CODE_FIELDS}
     if "def check(" not in values["test"]:
         raise TaskFormatError(f"{where}: field 'test' must define check(candidate), as HumanEval's tests do")
@@ -94,7 +94,8 @@ def _parse_code_line(line: str, path: Path, lineno: int, fields: FieldMap, name:
                 meta=meta, source=where, domain="code")
 
 
-def _json_object(line: str, where: str) -> dict:
+def json_object(line: str, where: str) -> dict:
+    """One JSONL line as an object, or a TaskFormatError naming ``where`` (file:line) and what is wrong."""
     try:
         row = json.loads(line.rstrip("\r\n"))  # the newline is not part of the row: columns count within it
     except json.JSONDecodeError as exc:
@@ -106,7 +107,7 @@ def _json_object(line: str, where: str) -> dict:
 
 def _parse_line(line: str, path: Path, lineno: int, fields: FieldMap, name: str) -> Task:
     where = f"{path}:{lineno}"
-    row = _json_object(line, where)
+    row = json_object(line, where)
     question = _text_field(row, fields.question, where)
     answer = _text_field(row, fields.answer, where)
     if fields.gold_after:

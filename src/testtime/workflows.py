@@ -20,7 +20,7 @@ from testtime.generators import Generator, GeneratorSpec, SamplingParams
 from testtime.runner import Plan, Unit, execute
 from testtime.store import RunStore
 from testtime.strategies import Context
-from testtime.tasks import Task
+from testtime.tasks import Task, json_object
 from testtime.verifiers import Verifier
 
 
@@ -142,12 +142,7 @@ def _sample_rows(samples: Path, by_id: dict[str, Task]) -> list[dict]:
             if not line.strip():
                 continue
             where = f"{samples}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            row = json_object(line, where)
             for key in ("task_id", "completion"):
                 if not isinstance(row.get(key), str):
                     raise ValueError(f"{where}: field {key!r} must be a string")

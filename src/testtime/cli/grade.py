@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +10,7 @@ import typer
 
 from testtime.cli.app import app
 from testtime.cli.console import console, fail
+from testtime.store import write_atomic
 from testtime.tasks import load_dataset
 from testtime.workflows import grade_samples
 
@@ -29,11 +29,10 @@ def grade(
     except (ValueError, OSError) as exc:
         fail(str(exc))
     out = out or samples.with_name(samples.name.removesuffix(".jsonl") + "_results.jsonl")
-    partial = out.with_name(out.name + ".partial")
-    with partial.open("w", encoding="utf-8") as f:  # whole or not at all: renamed once written
-        for row in graded:
-            f.write(json.dumps(row) + "\n")
-    os.replace(partial, out)
+    try:
+        write_atomic(out, "".join(json.dumps(row) + "\n" for row in graded))  # whole or not at all
+    except OSError as exc:
+        fail(f"{out}: cannot write the graded samples ({exc.strerror or exc})")
     statuses = {}
     for row in graded:
         statuses[row["result"]] = statuses.get(row["result"], 0) + 1

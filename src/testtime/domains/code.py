@@ -4,6 +4,9 @@ A reply's answer is the whole program it means (``programs.extract_program``). V
 behaviour, not text: candidates that return the same values on the prompt's visible example
 inputs share one key (AlphaCode's clustering, MBR-exec). Grading runs the hidden ``check`` of the
 task against the program; it is the only place the hidden tests are read.
+
+``examples_job`` is the one execution of a program on its prompt's examples: the behaviour key,
+``public_tests`` and ``self_debug`` all read it, so the sandbox runs it once (its memo).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 from typing import Sequence
 
 from testtime.domains.base import Domain, Reply
-from testtime.programs import entry_point, extract_program, visible_examples
+from testtime.programs import Example, entry_point, extract_program, same_value, visible_examples
 from testtime.sandbox import Execution, Job, shared_sandbox
 from testtime.selection import Candidate
 from testtime.tasks import Task
@@ -22,25 +25,24 @@ SYSTEM_PROMPT = ("Complete the Python function. Reply with the whole function, i
                  "in one ```python code block.")
 
 
-def behaviour_jobs(question: str, programs: Sequence[str | None]) -> list[Job | None]:
-    """The job that shows each program's behaviour: the prompt's example calls (at least one run)."""
-    calls = tuple(e.call for e in visible_examples(question))
-    return [Job(p, calls) if p is not None else None for p in programs]
+def examples_job(question: str, program: str | None) -> Job | None:
+    """The program, then each of the prompt's example calls (None for a reply with no program)."""
+    return Job(program, tuple(e.call for e in visible_examples(question))) if program is not None else None
+
+
+def examples_passed(execution: Execution | None, examples: Sequence[Example]) -> int | None:
+    """How many examples an execution of ``examples_job`` got right; None where the program did not load."""
+    if execution is None or not execution.passed:
+        return None
+    return sum(o.raised is None and same_value(o.value, e.expected) for o, e in zip(execution.outputs, examples))
 
 
 def behaviour_key(execution: Execution | None) -> str | None:
     """One key per behaviour on the example inputs; None for a program that does not even load."""
-    if execution is None or execution.status != "passed":
+    if execution is None or not execution.passed:
         return None
     seen = [o.value if o.raised is None else f"raised {o.raised}" for o in execution.outputs]
     return "behaviour:" + hashlib.sha256(json.dumps(seen).encode()).hexdigest()[:16]
-
-
-def run_jobs(jobs: Sequence[Job | None]) -> list[Execution | None]:
-    """The jobs that exist, in one parallel batch of the shared sandbox."""
-    real = [j for j in jobs if j is not None]
-    done = iter(shared_sandbox().run_many(real))
-    return [next(done) if j is not None else None for j in jobs]
 
 
 class CodeDomain(Domain):
@@ -49,9 +51,8 @@ class CodeDomain(Domain):
 
     def candidates(self, replies: Sequence[Reply]) -> list[Candidate]:
         programs = [extract_program(r.task.question, r.text, _entry(r.task)) for r in replies]
-        jobs = [job for r, p in zip(replies, programs) for job in behaviour_jobs(r.task.question, [p])]
-        executions = run_jobs(jobs)
-        return [Candidate(text=r.text, answer=p, key=behaviour_key(e) if p is not None else None, tokens=r.tokens,
+        executions = shared_sandbox().run_many([examples_job(r.task.question, p) for r, p in zip(replies, programs)])
+        return [Candidate(text=r.text, answer=p, key=behaviour_key(e), tokens=r.tokens,
                           finish_reason=r.finish_reason, reasoning_tokens=r.reasoning_tokens)
                 for r, p, e in zip(replies, programs, executions)]
 
@@ -59,7 +60,7 @@ class CodeDomain(Domain):
         """A task without hidden tests (a question asked of the server or the API) grades nothing right."""
         jobs = [Job(hidden_test_program(task, c.answer)) if c.answer is not None and task.meta.get("test") else None
                 for task, c in graded]
-        executions = run_jobs(jobs)
+        executions = shared_sandbox().run_many(jobs)
         for (task, candidate), execution in zip(graded, executions):
             why = "no program in the reply" if candidate.answer is None else "the task has no hidden tests"
             candidate.verdict = execution.to_dict() if execution is not None else {"status": "error", "error": why,

@@ -1,19 +1,20 @@
 """The program domain (program of thought, Chen et al. 2022; PAL, Gao et al. 2022): a math
 question answered by a Python program that prints the answer, run in the sandbox.
 
-A reply's answer is the last number its program prints; votes count those numbers, so every
-parallel strategy votes over executed answers. Grading is math's: the printed number against
-the gold answer. A program that fails, prints nothing or runs too long has no answer.
+A reply's answer is read from what its program prints, as math reads a solution (``extract_answer``:
+"The answer is 18", or the last number); votes count those answers, so every
+parallel strategy votes over executed answers. Grading is math's: the printed answer against
+the gold one. A program that fails, prints nothing or runs too long has no answer.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from testtime.answers import answers_match, normalize_answer
+from testtime.answers import answers_match, extract_answer, normalize_answer
 from testtime.domains.base import Domain, Reply
-from testtime.programs import printed_answer, program_block
-from testtime.sandbox import Job, shared_sandbox
+from testtime.programs import program_block
+from testtime.sandbox import Execution, Job, shared_sandbox
 from testtime.selection import Candidate
 from testtime.tasks import Task
 
@@ -22,10 +23,14 @@ SYSTEM_PROMPT = ("Solve the math problem by writing a Python program that comput
 
 
 def run_programs(texts: Sequence[str]) -> list[str | None]:
-    """The number each reply's program prints last, all in one sandbox batch (None: no answer)."""
-    programs = [program_block(t) for t in texts]
-    executions = iter(shared_sandbox().run_many([Job(p) for p in programs if p is not None]))
-    return [printed_answer(next(executions)) if p is not None else None for p in programs]
+    """What each reply's program prints as its answer, all in one sandbox batch (None: no answer)."""
+    jobs = [Job(p) if (p := program_block(t)) is not None else None for t in texts]
+    return [printed_answer(e) for e in shared_sandbox().run_many(jobs)]
+
+
+def printed_answer(execution: Execution | None) -> str | None:
+    """The answer a program printed, where it ran to its end (else None)."""
+    return extract_answer(execution.stdout) if execution is not None and execution.passed else None
 
 
 class ProgramDomain(Domain):

@@ -120,7 +120,7 @@ class Sandbox:
     A job already run returns its first execution again (a verifier and a vote over the same
     candidates run it once); ``memo`` bounds how many are kept."""
 
-    def __init__(self, limits: Limits = Limits(), workers: int | None = None, memo: int = 100_000):
+    def __init__(self, limits: Limits = Limits(), workers: int | None = None, memo: int = 10_000):
         self.limits = limits
         self.workers = workers or os.cpu_count() or 1
         self._slots: queue.Queue[int | None] = queue.Queue()
@@ -136,10 +136,11 @@ class Sandbox:
     def run(self, job: Job | str) -> Execution:
         return self.run_many([job])[0]
 
-    def run_many(self, jobs: Sequence[Job | str]) -> list[Execution]:
+    def run_many(self, jobs: Sequence[Job | str | None]) -> list[Execution | None]:
+        """Every job, in parallel, in order; a None (a reply with no program) gives None."""
         jobs = [Job(j) if isinstance(j, str) else j for j in jobs]
         known = {j: self._memo[j] for j in jobs if j in self._memo}
-        new = list(dict.fromkeys(j for j in jobs if j not in known))
+        new = list(dict.fromkeys(j for j in jobs if j is not None and j not in known))
         for job, result in zip(new, self._pool.map(self._run_in_slot, new)):
             self.executions += 1
             self.seconds += result.seconds
@@ -147,7 +148,7 @@ class Sandbox:
             if len(self._memo) >= self.memo:
                 self._memo.clear()
             self._memo[job] = result
-        return [known[j] for j in jobs]
+        return [known[j] if j is not None else None for j in jobs]
 
     @property
     def uids(self) -> list[int]:
@@ -234,21 +235,20 @@ def _job_settings(job: Job, limits: Limits, uid: int | None, nonce: str) -> dict
 
 def _read_verdict(proc: subprocess.Popen, deadline: float, nonce: str) -> tuple[bytes, bool]:
     """What the child writes to its verdict pipe, until it closes or the deadline; (bytes, timed out)."""
-    fd, chunks, size = proc.stdout.fileno(), [], 0
+    fd, received, tag = proc.stdout.fileno(), bytearray(), nonce.encode()
     while True:
         left = deadline - time.perf_counter()
         if left <= 0:
-            return b"".join(chunks), True
+            return bytes(received), True
         ready, _, _ = select.select([fd], [], [], left)
         if not ready:
             continue
         data = os.read(fd, 65536)
         if not data:  # closed: the child (and everything it started) has let go of the pipe
-            return b"".join(chunks), False
-        chunks.append(data)
-        size += len(data)
-        if size > _VERDICT_BYTES or (b"\n" in data and nonce.encode() in b"".join(chunks)):
-            return b"".join(chunks), False  # the verdict is in (a process it forked may still hold the pipe)
+            return bytes(received), False
+        received += data
+        if len(received) > _VERDICT_BYTES or (b"\n" in data and tag in received):
+            return bytes(received), False  # the verdict is in (a process it forked may still hold the pipe)
 
 
 def _kill_everything(proc: subprocess.Popen, uid: int | None) -> int:

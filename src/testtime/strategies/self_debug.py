@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from testtime.domains.code import examples_job, examples_passed
 from testtime.programs import same_value, visible_examples
-from testtime.sandbox import Job, shared_sandbox
+from testtime.sandbox import shared_sandbox
 from testtime.selection import Selector
 from testtime.strategies.revisions import Attempt, Revisions
 from testtime.tasks import Task
@@ -42,18 +43,16 @@ class SelfDebug(Revisions):
 
 def _run(task: Task, program: str):
     examples = visible_examples(task.question)
-    [execution] = shared_sandbox().run_many([Job(program, tuple(e.call for e in examples))])
-    return examples, execution  # the same job as the candidate's behaviour key: run once, remembered
+    [execution] = shared_sandbox().run_many([examples_job(task.question, program)])
+    return examples, execution  # the candidate's behaviour-key job: run once, remembered
 
 
 def passes_examples(task: Task, program: str | None) -> bool:
     """Whether a program loads and returns every visible example's value (a question with none: loads)."""
-
     if program is None:
         return False
     examples, execution = _run(task, program)
-    return execution.passed and all(o.raised is None and same_value(o.value, e.expected)
-                                    for o, e in zip(execution.outputs, examples))
+    return examples_passed(execution, examples) == len(examples)
 
 
 def feedback(task: Task, program: str | None, fix: str = FIX) -> str:

@@ -32,11 +32,13 @@ def conditions(tests: Sequence[str], max_tests: int = 32, max_chars: int = 2000)
             raise TestsError(f"tests[{k}] must be a string of at most {max_chars} characters")
         try:
             body = ast.parse(test.strip()).body
+            if len(body) != 1 or not isinstance(body[0], ast.Assert):
+                raise TestsError(f"tests[{k}] must be one assert statement, e.g. assert f(2) == 4")
+            out.append(f"bool({ast.unparse(body[0].test)})")
         except SyntaxError as exc:
             raise TestsError(f"tests[{k}] is not valid Python: {exc.msg}") from None
-        if len(body) != 1 or not isinstance(body[0], ast.Assert):
-            raise TestsError(f"tests[{k}] must be one assert statement, e.g. assert f(2) == 4")
-        out.append(f"bool({ast.unparse(body[0].test)})")
+        except (RecursionError, MemoryError):
+            raise TestsError(f"tests[{k}] is nested too deeply to read") from None
     return tuple(out)
 
 
@@ -49,11 +51,8 @@ class AssertionsVerifier(OutcomeVerifier):
 
     def _score(self, solutions: Sequence[Solution]) -> list[StepScores]:
         programs = [extract_program(s.question, s.text) for s in solutions]
-        executions = iter(shared_sandbox().run_many([Job(p, self.calls) for p in programs if p is not None]))
         out = []
-        for program in programs:
-            execution = next(executions) if program is not None else None
-            passed = 0 if execution is None or not execution.passed else sum(
-                o.value == "True" for o in execution.outputs)
+        for execution in shared_sandbox().run_many([Job(p, self.calls) if p is not None else None for p in programs]):
+            passed = sum(o.value == "True" for o in execution.outputs) if execution is not None and execution.passed else 0
             out.append(StepScores((passed / len(self.calls),)))
         return out
