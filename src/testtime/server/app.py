@@ -35,7 +35,7 @@ from testtime.strategies import Strategy
 from testtime.strategies.base import QuestionResult
 from testtime.tasks import Task
 from testtime.verifiers import Verifier
-from testtime.verifiers.assertions import AssertionsVerifier, TestsError, conditions
+from testtime.verifiers.assertions import AssertionsVerifier, TestsError
 
 
 class ApiError(Exception):
@@ -367,8 +367,7 @@ def _request_tests(config: ServerConfig, options: protocol.TesttimeOptions) -> A
     if options.verifier is not None:
         raise ApiError(400, "testtime.tests are the request's verifier: drop testtime.verifier", param="testtime.verifier")
     try:
-        conditions(options.tests, config.max_tests, config.max_test_chars)
-        return AssertionsVerifier(options.tests)
+        return AssertionsVerifier(options.tests, config.max_tests, config.max_test_chars)
     except TestsError as exc:
         raise ApiError(400, str(exc), param="testtime.tests")
 

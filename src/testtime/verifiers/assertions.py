@@ -45,9 +45,9 @@ def conditions(tests: Sequence[str], max_tests: int = 32, max_chars: int = 2000)
 class AssertionsVerifier(OutcomeVerifier):
     """The share of ``tests`` a solution's program passes (0 for a reply with no program)."""
 
-    def __init__(self, tests: Sequence[str]):
+    def __init__(self, tests: Sequence[str], max_tests: int = 32, max_chars: int = 2000):
+        self.calls = conditions(tests, max_tests, max_chars)  # checked here, once, with the caller's caps
         self.tests = tuple(tests)
-        self.calls = conditions(self.tests)
 
     def _score(self, solutions: Sequence[Solution]) -> list[StepScores]:
         programs = [extract_program(s.question, s.text) for s in solutions]
