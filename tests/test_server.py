@@ -212,15 +212,20 @@ def test_bad_testtime_options_are_400(served, extra, message):
 
 def test_a_request_with_tests_gets_the_sample_that_passes_most_of_them(served):
     # SmolLM2 writes poor code: the point is the plumbing. Every sample ran against the tests in the
-    # sandbox, and the answer is one with the highest share passed.
+    # sandbox, and the answer is the one with the highest share passed.
+    from testtime.verifiers import Solution
+    from testtime.verifiers.assertions import AssertionsVerifier
+
     tests = ["assert double(2) == 4", "assert double(-3) == -6", "assert double(0) == 0"]
+    question = "Write a Python function double(x) that returns 2 * x."
     reply = served.client().chat.completions.create(
-        model="smollm2-135m-instruct", max_tokens=96, seed=3,
-        messages=[{"role": "user", "content": "Write a Python function double(x) that returns 2 * x."}],
+        model="smollm2-135m-instruct", max_tokens=96, seed=3, messages=[{"role": "user", "content": question}],
         extra_body={"testtime": {"budget": 4, "tests": tests}})
     details = reply.model_extra["testtime"]
     assert details["strategy"]["strategy"] == "best_of_n" and details["candidates"] == 4
-    assert details["tests_passed"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    # the share reported is the returned program's own, scored again here
+    assert details["tests_passed"] == AssertionsVerifier(tests).score([Solution(question,
+                                                                                reply.choices[0].message.content)])[0]
 
 
 def test_caps_and_malformed_requests(served):
