@@ -5,6 +5,7 @@ written here, programs run for real in the sandbox)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -216,6 +217,8 @@ def test_run_and_the_demo_on_code_tasks_end_to_end(on_engine, tmp_path):
     result = on_engine("run", "--dataset", str(path), "--domain", "code", "--strategy", "best_of_n", "--n", "2",
                        "--verifier", "public_tests", "--max-tokens", "48", "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output[-2000:]
+    assert re.search(r"the sandbox ran \d+ programs; waiting on it took \d+ s of this run's \d+ s",
+                     " ".join(result.output.split()))
     lines = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
     assert [line["id"] for line in lines] == ["mine/0", "mine/1"]
     for line in lines:

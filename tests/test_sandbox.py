@@ -186,6 +186,14 @@ def test_a_job_already_run_is_not_run_again(sandbox):
     assert sandbox.executions - before == 1
 
 
+def test_the_wait_on_new_jobs_is_counted_and_a_memoized_one_adds_none(sandbox):
+    before = sandbox.waited_seconds
+    sandbox.run(Job("z = 8"))
+    waited = sandbox.waited_seconds
+    sandbox.run_many([Job("z = 8"), None])
+    assert waited > before and sandbox.waited_seconds == waited
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="user ids of its own need root")
 def test_two_sandboxes_never_share_a_user_id(sandbox):
     other = Sandbox(TIGHT, workers=2)

@@ -22,6 +22,7 @@ from testtime.models import DEFAULT_MODEL, ModelNotFoundError
 from testtime.params import parse_assignments
 from testtime.retry import UpstreamError
 from testtime.runner import Plan, Unit, check_prompts_fit
+from testtime.sandbox import shared_sandbox_if_made
 from testtime.specs import make_verifier, pool_parallel, split_spec, strategy_units
 from testtime.steps import THINKING_SPLITS, check_thinking_split
 from testtime.store import RunStore
@@ -156,7 +157,10 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
                   f"{total - left} of {total} results already stored, {left} to go")
     if not left:
         return
-    started, tokens = [time.perf_counter()], [0]
+    began = time.perf_counter()
+    sandbox = shared_sandbox_if_made()  # this process's use of it so far: a run reports only its own
+    ran_before = (sandbox.executions, sandbox.waited_seconds) if sandbox is not None else (0, 0.0)
+    started, tokens = [began], [0]
     log_file = None if verbose else store.run_dir / "engine.log"
     # revisions[chains=2]: units of one strategy that differ in a parameter are told apart as they finish
     labels = dict(zip((u.key for u in plan.units), run_labels([u.description() for u in plan.units])))
@@ -184,8 +188,19 @@ def solve(plan: Plan, spec: GeneratorSpec, verifier: Optional[Verifier], samplin
         if kept or isinstance(exc, (UpstreamError, EngineDied)):
             fail(f"{exc}\n{kept} finished results are kept in {store.path}; rerun with --resume to continue")
         fail(str(exc))
+    sandbox = shared_sandbox_if_made()
+    if sandbox is not None and sandbox.executions > ran_before[0]:
+        console.print(sandbox_share(sandbox.executions - ran_before[0], sandbox.waited_seconds - ran_before[1],
+                                    time.perf_counter() - began))
     if log_file is not None and log_file.exists():
         console.print(f"engine log: {log_file}")
+
+
+def sandbox_share(executions: int, waited_seconds: float, wall_seconds: float) -> str:
+    """What the sandbox cost this run: its executions and the wall time spent waiting on them."""
+    return (f"the sandbox ran {executions:,} programs; waiting on it took {waited_seconds:.0f} s "
+            f"of this run's {wall_seconds:.0f} s ({waited_seconds / max(wall_seconds, 1e-9):.1%}, "
+            "the engine's start included)")
 
 
 @app.command()

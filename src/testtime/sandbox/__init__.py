@@ -132,6 +132,7 @@ class Sandbox:
         self.memo = memo
         self.executions = 0
         self.seconds = 0.0  # summed over executions (not wall time when they run in parallel)
+        self.waited_seconds = 0.0  # wall time callers spent in run_many on jobs not memoized
 
     def run(self, job: Job | str) -> Execution:
         return self.run_many([job])[0]
@@ -141,6 +142,7 @@ class Sandbox:
         jobs = [Job(j) if isinstance(j, str) else j for j in jobs]
         known = {j: self._memo[j] for j in jobs if j in self._memo}
         new = list(dict.fromkeys(j for j in jobs if j is not None and j not in known))
+        started = time.perf_counter()
         for job, result in zip(new, self._pool.map(self._run_in_slot, new)):
             self.executions += 1
             self.seconds += result.seconds
@@ -148,6 +150,8 @@ class Sandbox:
             if len(self._memo) >= self.memo:
                 self._memo.clear()
             self._memo[job] = result
+        if new:
+            self.waited_seconds += time.perf_counter() - started
         return [known[j] if j is not None else None for j in jobs]
 
     @property
@@ -188,6 +192,12 @@ def _lease_uid() -> tuple[int, socket.socket]:
 
 _SHARED: list[Sandbox] = []
 _SHARED_LOCK = threading.Lock()
+
+
+def shared_sandbox_if_made() -> Sandbox | None:
+    """The process's shared sandbox where something has used it (for reporting what it cost)."""
+    with _SHARED_LOCK:
+        return _SHARED[0] if _SHARED else None
 
 
 def shared_sandbox() -> Sandbox:
