@@ -195,18 +195,27 @@ def program_rows(run: Path, cot: Path) -> None:
         lines for description, lines in stores[name].lines_by_unit() if description["strategy"] == "pool")}
         for name in ("cot", "program"))
     for k in (4, 8, 16):
-        checked, majority = [], []
+        checked, majority, union = [], [], []
         for q in ids:
-            printed = [c.answer for c in program_pool[q].candidates[:k] if c.answer is not None]
+            programs = program_pool[q].candidates[:k]
+            printed = [c.answer for c in programs if c.answer is not None]
             chains = cot_pool[q].candidates[:16]
             for c in chains:
                 c.score = sum(answers_match(p, c.answer) for p in printed) / k if c.answer is not None else 0.0
             for pick, into in ((select_weighted, checked), (select_majority, majority)):
                 chosen = pick(chains)
                 into.append(float(cot_pool[q].correct[chains.index(chosen)]) if chosen is not None else 0.0)
+            # the same 16 + K samples, every answer one vote: the control at equal compute
+            both, graded = chains + programs, list(cot_pool[q].correct[:16]) + list(program_pool[q].correct[:k])
+            chosen = select_majority(both)
+            union.append(float(graded[both.index(chosen)]) if chosen is not None else 0.0)
         d = paired_difference(checked, majority)
         print(f"  the CoT vote weighted by K = {k} programs: {np.mean(checked):.1%} against majority@16 "
               f"{np.mean(majority):.1%}; " + d.describe(f"program-checked@16+{k}", "majority@16"))
+        print(f"    against one vote over the same 16 + {k} answers ({np.mean(union):.1%}): "
+              + paired_difference(checked, union).describe(f"program-checked@16+{k}", f"majority@16+{k}"))
+        print("    that one vote against the chains' majority@16: "
+              + paired_difference(union, majority).describe(f"majority@16+{k}", "majority@16"))
         against = program.get(("majority", 16))
         if against is not None:
             print("    against the programs' own majority@16: "
