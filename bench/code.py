@@ -194,6 +194,15 @@ def program_rows(run: Path, cot: Path) -> None:
     cot_pool, program_pool = ({line["id"]: PoolQuestion.from_line(line) for line in next(
         lines for description, lines in stores[name].lines_by_unit() if description["strategy"] == "pool")}
         for name in ("cot", "program"))
+    for name, pool in (("programs", program_pool), ("chains of thought", cot_pool)):
+        drawn = [c for q in ids for c in pool[q].candidates[:16]]
+        print(f"  {name}: pass@16 {np.mean([any(pool[q].correct[:16]) for q in ids]):.1%}, "
+              f"{np.mean([c.tokens for c in drawn]):.0f} completion tokens a sample, "
+              f"{np.mean([c.answer is None for c in drawn]):.1%} with no answer")
+    unanswered = [c for q in ids for c in program_pool[q].candidates[:16] if c.answer is None]
+    prose = sum("```" not in c.text for c in unanswered) / (16 * len(ids))
+    print(f"    of the programs: {prose:.1%} of the replies hold no code block (prose), "
+          f"{len(unanswered) / (16 * len(ids)) - prose:.1%} have one that fails or prints nothing")
     for k in (4, 8, 16):
         checked, majority, union = [], [], []
         for q in ids:
