@@ -132,7 +132,7 @@ class Sandbox:
         self.memo = memo
         self.executions = 0
         self.seconds = 0.0  # summed over executions (not wall time when they run in parallel)
-        self.waited_seconds = 0.0  # wall time callers spent in run_many on jobs not memoized
+        self.waited_seconds = 0.0  # wall time spent in run_many on new jobs, summed over callers (threads overlap)
 
     def run(self, job: Job | str) -> Execution:
         return self.run_many([job])[0]
