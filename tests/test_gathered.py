@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 
 from testtime.ledger import Ledger
 from testtime.verifiers.arithmetic import ArithmeticVerifier

@@ -30,6 +30,23 @@ def ensure_chromium() -> None:
         pytest.skip(f"installing chromium failed: {(done.stdout + done.stderr)[-500:]}")
 
 
+def chromium_driver():
+    """Headless Chromium through selenium, its console log kept."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    ensure_chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: selenium-manager would otherwise try to download one.
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(120)
+    return driver
+
+
 def demo_report(request):
     """The report `testtime demo` wrote on the real model (the demo_run fixture runs it once)."""
     from testtime.report import explorer_data
@@ -47,22 +64,12 @@ def demo_report(request):
 @pytest.fixture(scope="module", params=["crafted", pytest.param("demo", marks=pytest.mark.engine)])
 def page(request, tmp_path_factory):
     ensure_chromium()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     if request.param == "demo":
         run_dir, explorer = demo_report(request)
     else:
         run_dir = tmp_path_factory.mktemp("browser-run")
         _, _, explorer = build_report(run_dir)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: selenium-manager would otherwise try to download one.
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(120)
+    driver = chromium_driver()
     try:
         driver.get((run_dir / "report.html").as_uri())
         yield driver, run_dir, explorer, request.param

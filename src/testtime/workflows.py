@@ -35,6 +35,7 @@ def execute_plan(plan: Plan, spec: GeneratorSpec, verifier: Verifier | None, sam
     ``thinking_split``: how a process verifier cuts a thought in tags into steps (``Context``)."""
     if not any(True for _ in plan.pending(store)):
         return
+    store.set_meta("started", time.time())  # this session's start: the live view's pace counts from it
     if ray:
         from testtime.distributed import execute_on_ray
 

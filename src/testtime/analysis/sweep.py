@@ -432,3 +432,22 @@ class SweepAnalysis:
             "missing": {k: v for k, v in {"compute_optimal": self.compute_optimal_missing()}.items() if v},
             "unfinished": self.unfinished,
         }
+
+
+def points_so_far(lines_by_unit: Sequence[tuple[dict, list[dict]]], *, strategies: Sequence[str] = (),
+                  seed: int = 0) -> list[dict]:
+    """Each unit's points on the questions it has finished so far (a run still filling: the live view).
+
+    Units are not paired here: each point says over how many questions it stands, and a point of a unit
+    half done is not comparable with one of another unit. The report's analysis pairs finished units."""
+    labels = run_labels([d for d, _ in lines_by_unit])
+    out = []
+    for label, (d, lines) in zip(labels, lines_by_unit):
+        if not lines:
+            continue
+        analysis = SweepAnalysis([(d, lines)], strategies=strategies, orders=16, seed=seed)
+        for point in analysis.points:
+            if point.source == "run":
+                point.strategy = label  # alone, a unit loses the parameter that tells it from its siblings
+            out.append(point.to_dict(seed))
+    return out

@@ -4,7 +4,7 @@
 ``testtime.specs`` (names to objects) and ``testtime.workflows`` (what a command does).
 """
 
-from testtime.cli import run, analysis, grade, learn, serve, listing  # noqa: F401, I001  (each adds its commands, in this order)
+from testtime.cli import run, analysis, grade, learn, serve, listing, watch  # noqa: F401, I001  (each adds its commands, in this order)
 from testtime.cli.app import app
 
 __all__ = ["app"]

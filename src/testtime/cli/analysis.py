@@ -8,7 +8,7 @@ import typer
 
 from testtime.analysis.paired import Difference
 from testtime.cli.app import app
-from testtime.cli.console import console, fail, print_analysis
+from testtime.cli.console import console, fail, json_option, print_analysis
 from testtime.store import RunStore
 from testtime.workflows import train_vs_test
 
@@ -23,11 +23,12 @@ def open_run(run_dir: Path) -> RunStore:
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run directory (holding run.db)")):
+def report(run_dir: Path = typer.Argument(..., help="a run directory (holding run.db)"),
+           as_json: bool = json_option()):
     """(Re)write the scaling analysis, policy.json and report.html of a stored run."""
     store = open_run(run_dir)
     try:
-        print_analysis(store)
+        print_analysis(store, as_json=as_json)
     except ValueError as exc:
         fail(f"{run_dir}: {exc}")
     store.close()

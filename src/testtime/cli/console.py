@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator, NoReturn
 
@@ -40,6 +42,20 @@ def verbose_option() -> bool:
                                                  "(by default they go to OUT/engine.log)")
 
 
+def json_option() -> bool:
+    return typer.Option(False, "--json", help="print the results as one JSON object on standard output, "
+                                              "for scripts (no tables; messages stay on standard error)")
+
+
+def print_json(value) -> None:
+    """One JSON object on standard output, alone there: messages and tables go elsewhere."""
+    from testtime.report.figures import finite  # plotly's import, only when asked
+
+    # NaN (an undefined R^2) is no JSON: null instead, so any JSON reader takes the output
+    sys.stdout.write(json.dumps(finite(value), indent=1, allow_nan=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def fail(message: str) -> NoReturn:
     """The one way a command stops on bad input or a failure: a red message, exit code 2."""
     console.print(f"[bold red]error:[/] {escape(message)}")
@@ -52,6 +68,9 @@ def stop_cleanly_on_sigterm() -> Iterator[None]:
     def terminate(signum, frame):
         raise SystemExit(128 + signum)
 
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         yield
@@ -181,10 +200,14 @@ def efficiency_claim(baseline: str, row: dict) -> str:
     return f"no ratio: {baseline}'s cheapest point already matches it"
 
 
-def print_analysis(store: RunStore) -> None:
-    """Analyse a stored sweep, write its files and report, and print the curve points."""
+def print_analysis(store: RunStore, as_json: bool = False) -> None:
+    """Analyse a stored sweep, write its files and report, and print the curve points (or, ``as_json``,
+    the whole analysis as scaling.json holds it)."""
     with console.status("analysing the sweep and writing the report ..."):
         scaling, written = analyse(store)
-    print_points(scaling)
+    if as_json:
+        print_json(scaling)
+    else:
+        print_points(scaling)
     others = ", ".join(p.name for p in written if p.suffix != ".html")
     console.print(f"report: {store.run_dir / 'report.html'} (and {others})")

@@ -12,8 +12,9 @@ from rich.markup import escape
 
 from testtime.analysis.sweep import run_labels
 from testtime.cli.app import app
-from testtime.cli.console import (console, dtype_option, engine_log, fail, open_generator, print_analysis,
-                                  print_results, progress_bar, stop_cleanly_on_sigterm, verbose_option)
+from testtime.cli.console import (console, dtype_option, engine_log, fail, json_option, open_generator, print_analysis,
+                                  print_json, print_results, progress_bar, stop_cleanly_on_sigterm, verbose_option)
+from testtime.cli.watch import watch_host_option, watch_port_option, watching
 from testtime.generators import (
     BACKENDS, DEFAULT_MAX_TOKENS, EngineDied, GeneratorSpec, PromptTooLongError, RetryPolicy, SamplingParams,
 )
@@ -99,6 +100,10 @@ def run(
     ray: Optional[str] = typer.Option(None, help="shard questions over Ray workers: 'local' or a cluster address"),
     workers: int = typer.Option(2, help="--ray: number of workers (each opens its own generator)"),
     verbose: bool = verbose_option(),
+    watch: bool = typer.Option(False, help="serve a live view of the run in the browser while it goes"),
+    watch_host: str = watch_host_option(),
+    watch_port: int = watch_port_option(),
+    as_json: bool = json_option(),
 ):
     """Run strategies at budgets and seeds on a dataset; results go to a resumable run store."""
     flags = dict(width=width, max_depth=max_depth, c=c, lookahead=lookahead, softmax_temperature=softmax_temperature,
@@ -134,11 +139,14 @@ def run(
     except (ValueError, TypeError, OSError, ModelNotFoundError) as exc:
         fail(str(exc))
     meta = {"dataset": dataset, "model": model, "verifier": verifier, "sampling": asdict(sampling)}
-    solve(plan, spec, ver, sampling, store, meta, asked=asked, ray=ray, workers=workers, verbose=verbose,
-          thinking_split=thinking_split)
+    with watching(out, watch, watch_host, watch_port):
+        solve(plan, spec, ver, sampling, store, meta, asked=asked, ray=ray, workers=workers, verbose=verbose,
+              thinking_split=thinking_split)
     summary = store.export()
     if pooled:
-        print_analysis(store)
+        print_analysis(store, as_json=as_json)
+    elif as_json:
+        print_json(summary)
     else:
         print_results(summary["results"])
     console.print(f"wrote {out / 'results.jsonl'} and {out / 'summary.json'} (from {store.path})")
@@ -225,6 +233,9 @@ def demo(
     dtype: str = dtype_option(),
     out: Path = typer.Option(Path("runs/demo"), help="run directory to write"),
     verbose: bool = verbose_option(),
+    watch: bool = typer.Option(False, help="serve a live view of the demo in the browser while it goes"),
+    watch_host: str = watch_host_option(),
+    watch_port: int = watch_port_option(),
 ):
     """A small scaling sweep on the embedded model, ending in the report and the gains over one sample.
 
@@ -260,7 +271,8 @@ def demo(
     store = RunStore.start(out, {"dataset": dataset, "demo": True, "pool_strategies": pooled, **plan.config()},
                            overwrite=True)
     meta = {"dataset": dataset, "model": model, "verifier": verifier_name, "sampling": asdict(sampling), "seed": seed}
-    solve(plan, spec, verifier, sampling, store, meta, asked=asked, ray=None, workers=0, verbose=verbose)
+    with watching(out, watch, watch_host, watch_port):
+        solve(plan, spec, verifier, sampling, store, meta, asked=asked, ray=None, workers=0, verbose=verbose)
     store.export()
     print_analysis(store)
     store.close()

@@ -52,17 +52,10 @@ ol.pool li.chosen { background: var(--path); }
 details summary { cursor: pointer; }
 """
 
-JS = r"""
+EXPLORER_JS = r"""
+// The search explorer, shared by report.html and the live view: window.testtimeExplorer.
 (function () {
   "use strict";
-  const data = JSON.parse(document.getElementById("report-data").textContent);
-
-  // Plots: every .plot div names its figure in data.figures.
-  document.querySelectorAll(".plot").forEach(function (div) {
-    const fig = data.figures[div.dataset.figure];
-    Plotly.newPlot(div, fig.data, fig.layout, {responsive: true, displaylogo: false});
-  });
-
   // Elements are built with textContent only, so no run text is ever parsed as HTML.
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -71,7 +64,8 @@ JS = r"""
     return node;
   }
   function num(v, digits) { return v === null || v === undefined ? "—" : Number(v).toFixed(digits); }
-  function mark(ok) { return el("span", ok ? "good" : "bad", ok ? "✓" : "✗"); }
+  let graded = true;  // false for a question with no gold answer (a served request): no right or wrong marks
+  function mark(ok) { return graded ? el("span", ok ? "good" : "bad", ok ? "✓" : "✗") : el("span"); }
 
   function treeView(view) {
     const children = new Map();
@@ -146,14 +140,16 @@ JS = r"""
     return box;
   }
 
-  function show(index) {
-    const q = data.explorer[index];
-    const out = document.getElementById("explorer-view");
+  // One question's entry (report.explorer_data) into a container: every unit's answer to it.
+  function show(q, out) {
+    graded = q.gold !== null;
     out.replaceChildren();
     out.appendChild(el("p", "question", q.question));
-    const gold = el("p", null, "Gold answer: ");
-    gold.appendChild(el("strong", null, q.gold));
-    out.appendChild(gold);
+    if (graded) {
+      const gold = el("p", null, "Gold answer: ");
+      gold.appendChild(el("strong", null, q.gold));
+      out.appendChild(gold);
+    }
     const views = el("div", "views");
     q.views.forEach(function (v) {
       const card = el("div", "view");
@@ -163,7 +159,7 @@ JS = r"""
                                         v.kind === "chains" ? " · " + v.chains.length + " revision chains" :
                                         " · " + v.candidates.length + " samples")));
       const verdict = el("p", "verdict", "prediction " + (v.prediction === null ? "(none)" : v.prediction) +
-                                         " vs gold " + q.gold + " ");
+                                         (graded ? " vs gold " + q.gold + " " : ""));
       verdict.appendChild(mark(v.correct));
       card.appendChild(verdict);
       card.appendChild(v.kind === "tree" ? treeView(v) : v.kind === "chains" ? chainsView(v) : poolView(v));
@@ -172,14 +168,31 @@ JS = r"""
     out.appendChild(views);
   }
 
+  window.testtimeExplorer = {el: el, num: num, mark: mark, show: show};
+})();
+"""
+
+JS = r"""
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("report-data").textContent);
+  const explorer = window.testtimeExplorer;
+
+  // Plots: every .plot div names its figure in data.figures.
+  document.querySelectorAll(".plot").forEach(function (div) {
+    const fig = data.figures[div.dataset.figure];
+    Plotly.newPlot(div, fig.data, fig.layout, {responsive: true, displaylogo: false});
+  });
+
   const select = document.getElementById("question-select");
+  const out = document.getElementById("explorer-view");
   if (select && data.explorer.length) {
     data.explorer.forEach(function (q, i) {
       const text = q.id + " — " + q.question.replace(/\s+/g, " ");
-      select.appendChild(el("option", null, text.length > 110 ? text.slice(0, 109) + "…" : text)).value = i;
+      select.appendChild(explorer.el("option", null, text.length > 110 ? text.slice(0, 109) + "…" : text)).value = i;
     });
-    select.addEventListener("change", function () { show(Number(select.value)); });
-    show(0);
+    select.addEventListener("change", function () { explorer.show(data.explorer[Number(select.value)], out); });
+    explorer.show(data.explorer[0], out);
   }
 })();
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 
 from testtime.report import figures
-from testtime.report.assets import CSS, JS
+from testtime.report.assets import CSS, EXPLORER_JS, JS
 from testtime.report.static import static_pngs
 from testtime.store import write_atomic
 
@@ -234,7 +234,7 @@ def render(scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> st
             f"<script>{get_plotlyjs()}</script></head><body>"
             f"{header(title, meta, scaling)}<nav>{nav}</nav><main>{''.join(sections)}</main>"
             f'<script type="application/json" id="report-data">{data}</script>'
-            f"<script>{JS}</script></body></html>")
+            f"<script>{EXPLORER_JS}</script><script>{JS}</script></body></html>")
 
 
 def write_report(run_dir: Path, scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> list[Path]:

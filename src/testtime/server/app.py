@@ -21,7 +21,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from testtime.generators.base import Generator, Prompt, SamplingParams
@@ -29,7 +29,9 @@ from testtime.params import ParameterError, parameters
 from testtime.selection import Candidate
 from testtime.server import protocol
 from testtime.server.config import ServerConfig
+from testtime.report.figures import finite
 from testtime.server.scheduler import Draining, Job, Scheduler
+from testtime.server.ui import ui_page, ui_state
 from testtime.specs import make_verifier
 from testtime.strategies import Strategy
 from testtime.strategies.base import QuestionResult
@@ -115,7 +117,8 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     async def _guard(request: Request, call_next):
         path = request.url.path
         # /health stays open (a load balancer's probe); /metrics needs a key unless the config opens it.
-        keyed = path.startswith("/v1/") or (path == "/metrics" and not config.metrics_public)
+        # /ui (the page) holds no data; its state at /ui/state is keyed as /v1 is.
+        keyed = path.startswith(("/v1/", "/ui/")) or (path == "/metrics" and not config.metrics_public)
         if keyed and config.api_keys:
             auth = request.headers.get("authorization", "")
             if not auth.startswith("Bearer ") or auth[7:] not in config.api_keys:
@@ -144,6 +147,14 @@ def create_app(config: ServerConfig, generator: Generator) -> FastAPI:
     async def metrics_endpoint():
         metrics.queue_depth.set(scheduler.depth)
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/ui", response_class=HTMLResponse)
+    async def ui():
+        return ui_page(config.served_model)
+
+    @app.get("/ui/state")
+    def ui_state_endpoint():  # a plain def: FastAPI runs it on a thread, off the event loop
+        return JSONResponse(finite(ui_state(list(scheduler.seen), time.time())))
 
     @app.get("/v1/models")
     async def models():

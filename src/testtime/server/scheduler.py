@@ -49,6 +49,27 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
     progress: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     written: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # the answer's text as it comes (single)
+    # What the /ui view shows of it: when it came and ran, its progress so far, what the strategy holds.
+    submitted: float = field(default_factory=time.time)
+    began: float | None = None
+    ended: float | None = None
+    log: list[str] = field(default_factory=list)
+    holding: dict | None = None
+
+    def note(self, message: str) -> None:
+        self.progress.put(message)
+        self.log.append(message)
+
+    def grow(self, holding: dict) -> None:
+        self.holding = holding
+
+    @property
+    def state(self) -> str:
+        if not self.future.done():
+            return "running" if self.began is not None else "queued"
+        if self.future.cancelled():
+            return "cancelled"
+        return "failed" if self.future.exception() is not None else "done"
 
     @property
     def key(self) -> str:
@@ -77,6 +98,7 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="testtime-scheduler", daemon=True)
         self.batches = 0
         self.recent: collections.deque[tuple[Job, QuestionResult]] = collections.deque(maxlen=64)
+        self.seen: collections.deque[Job] = collections.deque(maxlen=50)  # the latest requests, for /ui
         self._thread.start()
 
     def submit(self, job: Job) -> None:
@@ -84,6 +106,7 @@ class Scheduler:
         if self._draining.is_set():
             raise Draining
         self._queue.put_nowait(job)
+        self.seen.append(job)
 
     @property
     def depth(self) -> int:
@@ -161,21 +184,26 @@ class Scheduler:
         ctx = Context(
             generator=self.generator, verifier=first.verifier, sampling=first.sampling,
             template=MessagesTemplate(), seed=first.seed,
-            progress=lambda task, message: by_task[id(task)].progress.put(message),
+            progress=lambda task, message: by_task[id(task)].note(message),
+            growing=lambda task, holding: by_task[id(task)].grow(holding),
             cancelled=lambda task: by_task[id(task)].stopped(),
             # A model that thinks in tags has its reply split into reasoning and content once it is whole.
             writing=None if self.generator.thinks_in_tags else (lambda task, text: by_task[id(task)].written.put(text)),
         )
         with self._lock:
             self.batches += 1
+        for job in jobs:
+            job.began = time.time()
         try:
             results: list[QuestionResult] = first.strategy.solve([job.task for job in jobs], ctx)
         except Exception as exc:  # every waiting request learns of the failure; the worker goes on
             for job in jobs:
+                job.ended = time.time()
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
         for job, result in zip(jobs, results):
+            job.ended = time.time()
             self.recent.append((job, result))
             if not job.future.done():
                 job.future.set_result(result)

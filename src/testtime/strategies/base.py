@@ -32,18 +32,24 @@ class Context:
     template: PromptTemplate = field(default_factory=PromptTemplate)
     seed: int = 0
     thinking_split: str = "paragraph"  # how a verifier cuts a thought in tags into steps (steps.THINKING_SPLITS)
-    # Hooks for a caller that watches a run (the server): progress messages, a per-question stop, and
-    # the answer's text as it is written, where a strategy's answer is its one sample (``single``).
+    # Hooks for a caller that watches a run (the server): progress messages, what the strategy holds so
+    # far (its tree, its samples), a per-question stop, and the answer's text as it is written, where a
+    # strategy's answer is its one sample (``single``).
     progress: Callable[[Task, str], None] | None = None
+    growing: Callable[[Task, dict], None] | None = None
     cancelled: Callable[[Task], bool] | None = None
     writing: Callable[[Task, str], None] | None = None
 
     def __post_init__(self):
         check_thinking_split(self.thinking_split)  # refused here, not at the first scored thought
 
-    def report(self, task: Task, message: str) -> None:
+    def report(self, task: Task, message: str, holding: Callable[[], dict] | None = None) -> None:
+        """A progress message; ``holding`` makes what the strategy holds so far ({"tree": ...} or
+        {"candidates": [...]}), called only when someone watches."""
         if self.progress is not None:
             self.progress(task, message)
+        if self.growing is not None and holding is not None:
+            self.growing(task, holding())
 
     def write(self, task: Task, text: str) -> None:
         if self.writing is not None and text:

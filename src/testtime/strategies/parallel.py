@@ -177,7 +177,8 @@ class ParallelStrategy(Strategy):
             for (i, _), batch in zip(wants, drawn):
                 candidates[i].extend(batch)
                 rounds[i] += 1
-                ctx.report(tasks[i], f"{self.name}: {len(candidates[i])} of {self.budget} samples drawn")
+                ctx.report(tasks[i], f"{self.name}: {len(candidates[i])} of {self.budget} samples drawn",
+                           holding=lambda drawn=candidates[i]: {"candidates": [c.to_dict() for c in drawn]})
             round_index += 1
         return [
             QuestionResult(task, self.choose(cands), cands, ledger, {"rounds": r})

@@ -192,7 +192,8 @@ class SearchStrategy(Strategy):
         complete = tree.complete()
         best = max((n.score or 0.0 for n in complete), default=0.0)
         ctx.report(tree.task, f"{self.name} round {tree.rounds}: {len(tree.nodes) - 1} steps, "
-                              f"{len(complete)} complete solutions, best score {best:.2f}")
+                              f"{len(complete)} complete solutions, best score {best:.2f}",
+                   holding=lambda: {"tree": tree.to_dict()})
 
     def _result(self, tree: Tree, ledger: Ledger) -> QuestionResult:
         # Complete solutions are the candidates; a search cut short offers its partial leaves instead.
