@@ -1,4 +1,4 @@
-"""The execution figures of the README (issue 35): HumanEval on the default model, and program of
+"""The execution figures of docs/results/code.md (issue 35): HumanEval on the default model, and program of
 thought on GSM8K, each from resumable `testtime` runs whose stores are snapshotted to bench/data/.
 
     .venv/bin/python bench/code.py humaneval              # a pool of 16 on all 164 problems (public_tests)

@@ -1,4 +1,4 @@
-"""The scaling figures of the README: a sweep of the default model on GSM8K (one pool of 16
+"""The scaling figures of docs/results/scaling.md: a sweep of the default model on GSM8K (one pool of 16
 for every parallel strategy, beam search with the shipped PRM at budgets 4 and 16), the
 larger model (Qwen2.5-Coder-1.5B) answering greedily on the same questions, and the
 FLOPs-matched train-versus-test comparison. Each step is a plain `testtime` command that

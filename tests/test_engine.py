@@ -58,7 +58,7 @@ def test_stop_string_ends_generation_and_is_kept(engine):
 
 def test_same_seed_same_samples(engine):
     # Each call from a cold prefix cache: in bfloat16 a cache hit rounds differently from the prefill it
-    # replaces (seen on a CPU with AMX), so only equal cache states promise equal draws (README, "Resuming").
+    # replaces (seen on a CPU with AMX), so only equal cache states promise equal draws (docs/reliability.md).
     params = SamplingParams(max_tokens=32, seed=123)
     engine.llm.reset_prefix_cache()
     a = engine.generate([GenerationRequest(PROMPT, n=3, params=params)])[0]

@@ -38,7 +38,7 @@ def test_trees_on_their_own_threads_find_what_rounds_find(exact_engine, gsm8k_ta
     search = Strategy.create("beam_search", budget=4, width=2, delimiter="\n")
     apart = search.solve(tasks, ctx)
     # A seeded search repeats exactly, although its trees' requests meet other batches each time (in
-    # bfloat16 that promise is only in distribution: README, "Resuming").
+    # bfloat16 that promise is only in distribution: docs/reliability.md).
     again = search.solve(tasks, ctx)
     assert [r.details["tree"] for r in again] == [r.details["tree"] for r in apart]
     exact_engine.streams = False  # the same engine, round by round: one batch of every tree a round

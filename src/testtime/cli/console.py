@@ -140,7 +140,7 @@ def print_results(rows: list[dict]) -> None:
     table = Table(title="testtime results")
     for col in ("strategy", "budget", "seed", "accuracy", "95% CI", "completion tok", "prompt tok", "cached",
                 "TFLOPs", "wall s"):
-        table.add_column(col, justify="left" if col == "strategy" else "right")
+        table.add_column(col, justify="left" if col == "strategy" else "right", overflow="fold")
     for r in rows:
         table.add_row(
             r["strategy"], str(r.get("budget")), str(r.get("seed", "")), f"{r['accuracy']:.1%}",
@@ -156,7 +156,7 @@ def print_points(scaling: dict) -> None:
     table = Table(title=f"scaling over {scaling['questions']} questions (pool estimates: mean of "
                         f"{scaling['orders']} random orders; 95% bootstrap CI over questions)")
     for col in ("strategy", "budget", "from", "accuracy", "95% CI", "tokens/q", "TFLOPs/q", "wall s/q"):
-        table.add_column(col, justify="left" if col in ("strategy", "from") else "right")
+        table.add_column(col, justify="left" if col in ("strategy", "from") else "right", overflow="fold")
     for p in scaling["points"]:
         table.add_row(escape(p["strategy"]), str(p["budget"]), p["source"], f"{p['accuracy']:.1%}",  # revisions[chains=2]
                       f"{p['ci95'][0]:.0%}-{p['ci95'][1]:.0%}", f"{p['tokens']:,.0f}",

@@ -32,7 +32,7 @@ class FeatureSpec:
 
 def default_layer(model: str) -> int:
     """Two thirds of the model's decoder layers: on the 0.5B's own labels, held-out step AUROC rose from
-    layer 4 to 16 of 24 and fell at 24 (README, "The shipped PRMs")."""
+    layer 4 to 16 of 24 and fell at 24 (docs/results/verifiers.md)."""
     from transformers import AutoConfig
 
     from testtime.models import resolve_model
