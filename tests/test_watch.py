@@ -268,3 +268,20 @@ def test_the_server_ui_shows_a_request_while_it_runs(engine):
         driver.quit()
         server.close()
     assert outcome["reply"].choices[0].message.content is not None
+
+
+def test_report_json_prints_the_analysis_alone_on_standard_output(tmp_path, lines_by_unit):
+    from typer.testing import CliRunner
+
+    from testtime.cli import app
+
+    store, keys = fake_store(tmp_path, lines_by_unit)
+    for key, (_, lines) in zip(keys, lines_by_unit):
+        store.add(key, list(enumerate(lines)))
+    store.close()
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output[-2000:]
+    scaling = json.loads(result.stdout)  # nothing but the JSON there: no table
+    assert scaling == json.loads(json.dumps(scaling)) and scaling["questions"] == 4
+    assert {"majority", "best_of_n", "beam_search"} <= {p["strategy"] for p in scaling["points"]}
+    assert "report:" in result.stderr and (tmp_path / "report.html").exists()
