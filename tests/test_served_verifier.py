@@ -14,11 +14,11 @@ from typing import Sequence
 
 import httpx
 import pytest
-import uvicorn
 from conftest import free_port
 from faultproxy import FaultProxy
 
 from testtime.ledger import Ledger
+from testtime.report.watch import Background
 from testtime.retry import RetryPolicy, UpstreamError
 from testtime.verifiers import Aggregation, OutcomeVerifier, Solution, Verifier
 from testtime.verifiers.arithmetic import ArithmeticVerifier
@@ -41,22 +41,14 @@ class _Server:
     """A real uvicorn server in a thread, on a free loopback port."""
 
     def __init__(self, app):
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.app = app
 
     def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the scorer server did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.port}"
+        self.served = Background(self.app)
+        return self.served.url.rstrip("/")
 
     def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.served.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 from conftest import TEST_MODEL, free_port, kill_tree, outlived
 
 from testtime.generators import Generator
+from testtime.report.watch import Background
 from testtime.server.app import create_app
 from testtime.server.config import ServerConfig
 
@@ -25,21 +26,14 @@ class Served:
     """A real uvicorn server in a thread, on a free loopback port."""
 
     def __init__(self, config: ServerConfig, generator):
-        import uvicorn
-
         config.port = free_port()
         self.app = create_app(config, generator)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=config.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started and time.time() < deadline:
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{config.port}"
+        # no graceful cap: a test's streams and running jobs end on their own before the engine is lent on
+        self.served = Background(self.app, "127.0.0.1", config.port, graceful_seconds=None)
+        self.url = self.served.url.rstrip("/")
 
     def close(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        self.served.close(timeout=30)
 
     def client(self, key: str | None = KEY, **kwargs) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key or "none", max_retries=0, **kwargs)

@@ -86,6 +86,20 @@ def test_a_store_that_is_no_store_is_said_so(tmp_path):
     assert "not a testtime run store" in live.state()["problem"]
 
 
+def test_a_damaged_result_row_is_skipped_and_said_while_the_rest_is_read(tmp_path, lines_by_unit):
+    store, keys = fake_store(tmp_path, lines_by_unit)
+    pool_lines = lines_by_unit[0][1]
+    store.add(keys[0], [(0, pool_lines[0])])
+    with sqlite3.connect(tmp_path / "run.db") as db:  # what no testtime version writes: a line that is no JSON
+        db.execute("INSERT INTO results VALUES (?, 'broken', 1, 0, '{not json', 'w', 0)", (keys[0],))
+    store.add(keys[0], [(2, pool_lines[2])])
+    live = LiveRun(tmp_path)
+    assert live.refresh()
+    state = live.state()
+    assert state["progress"]["done"] == 2 and "1 damaged result rows skipped" in state["problem"]
+    store.close()
+
+
 def test_the_event_stream_sends_a_state_when_a_chunk_lands(tmp_path, lines_by_unit):
     store, keys = fake_store(tmp_path, lines_by_unit)
     served = Background(watch_app(tmp_path, poll_seconds=0.05))
@@ -282,6 +296,6 @@ def test_report_json_prints_the_analysis_alone_on_standard_output(tmp_path, line
     result = CliRunner().invoke(app, ["report", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output[-2000:]
     scaling = json.loads(result.stdout)  # nothing but the JSON there: no table
-    assert scaling == json.loads(json.dumps(scaling)) and scaling["questions"] == 4
+    assert scaling["questions"] == 4 and scaling["pool_size"] == 8
     assert {"majority", "best_of_n", "beam_search"} <= {p["strategy"] for p in scaling["points"]}
     assert "report:" in result.stderr and (tmp_path / "report.html").exists()

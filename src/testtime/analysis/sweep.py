@@ -445,6 +445,7 @@ def points_so_far(lines_by_unit: Sequence[tuple[dict, list[dict]]], *, strategie
     for label, (d, lines) in zip(labels, lines_by_unit):
         if not lines:
             continue
+        # 16 replay orders, not the report's 64: redone at every chunk, and the page says these are provisional
         analysis = SweepAnalysis([(d, lines)], strategies=strategies, orders=16, seed=seed)
         for point in analysis.points:
             if point.source == "run":

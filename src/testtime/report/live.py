@@ -34,7 +34,8 @@ class LiveRun:
         self.meta: dict = {}
         self.units: list[tuple[str, dict]] = []
         self.rows: dict[str, dict[str, dict]] = {}  # unit -> question id -> line
-        self.commits: list[tuple[float, str, int, bool]] = []  # (time, unit, completion tokens, correct)
+        self.commits: list[tuple[float, str, int]] = []  # (commit time, unit, completion tokens)
+        self.damaged: list[str] = []  # result rows that are not result lines (skipped)
         self.last_rowid = 0
         self.version = 0  # grows whenever something new was read
         self._state: dict | None = None
@@ -57,7 +58,7 @@ class LiveRun:
             if "no such table" in str(exc):  # made, not yet filled: the store writes its tables next
                 return False
             return self._fail(f"{self.path} cannot be read: {exc}")
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, ValueError) as exc:  # ValueError: a meta or unit row that is no JSON
             return self._fail(f"{self.path} is not a testtime run store: {exc}")
         finally:
             db.close()
@@ -65,26 +66,36 @@ class LiveRun:
     def _fail(self, problem: str) -> bool:
         changed = problem != self.problem
         self.problem = problem
+        if changed:
+            self.version += 1
+            self._state = None
         return changed
 
     def _read(self, db: sqlite3.Connection) -> bool:
+        problem_before, self.problem = self.problem, None  # it read: an earlier failure is over
         meta = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
         if meta.get("created") != self.created:  # a new store (or the first read): start over
             self._forget()
             self.created = meta.get("created")
-        changed = meta != self.meta or self.problem is not None
-        self.meta, self.problem = meta, None
+        changed = meta != self.meta
+        self.meta = meta
         units = [(key, json.loads(d)) for key, d in db.execute("SELECT unit, description FROM units ORDER BY position")]
         if units != self.units:
             self.units, changed = units, True
         new = db.execute("SELECT rowid, unit, line, finished_at FROM results WHERE rowid > ? ORDER BY rowid",
                          (self.last_rowid,)).fetchall()
         for rowid, unit, text, finished_at in new:
-            line = json.loads(text)
-            self.rows.setdefault(unit, {})[str(line["id"])] = line
-            self.commits.append((finished_at, unit, int(line["ledger"]["completion_tokens"]), bool(line["correct"])))
+            try:
+                line = json.loads(text)
+                tokens = int(line["ledger"]["completion_tokens"])
+                qid = str(line["id"])
+            except (ValueError, TypeError, KeyError) as exc:  # a damaged row: skipped and said, never a crash
+                self.damaged.append(f"row {rowid} of {unit}: {exc!r}")
+            else:
+                self.rows.setdefault(unit, {})[qid] = line
+                self.commits.append((finished_at, unit, tokens))
             self.last_rowid = rowid
-        if changed or new:
+        if changed or new or problem_before is not None:
             self.version += 1
             self._state = None
         return bool(changed or new)
@@ -117,7 +128,8 @@ class LiveRun:
         ledger = Ledger.total([Ledger.from_dict(line["ledger"]) for _, lines in lines_by_unit for line in lines])
         return {
             "run_dir": str(self.run_dir),
-            "problem": self.problem,
+            "problem": self.problem or (f"{len(self.damaged)} damaged result rows skipped, the first: "
+                                        f"{self.damaged[0]}" if self.damaged else None),
             "exists": self.created is not None,
             "version": self.version,
             "dataset": config.get("dataset") or run.get("dataset"),

@@ -170,6 +170,17 @@ def header(title: str, meta: dict, scaling: dict) -> str:
 
 
 # -- the page ----------------------------------------------------------------------------------------
+def document(title: str, body: str, *, css: str = CSS, scripts: tuple[str, ...] = (), plotly: bool = False) -> str:
+    """One whole HTML page: the report, the live view and the server's /ui share this frame."""
+    # MathJaxConfig 'local' keeps plotly from ever reaching for MathJax on a CDN.
+    head_scripts = (f"<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>"
+                    f"<script>{get_plotlyjs()}</script>") if plotly else ""
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
+            f"<title>{html.escape(title)}</title><style>{css}</style>{head_scripts}</head><body>{body}"
+            + "".join(f"<script>{js}</script>" for js in scripts) + "</body></html>")
+
+
 def render(scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> str:
     figs: dict = {}
     sections = [
@@ -226,15 +237,9 @@ def render(scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> st
         ("panel-compute-optimal", "compute-optimal"), ("panel-difficulty", "difficulty"),
         ("panel-ratio", "sequential vs parallel"), ("panel-train-test", "train vs test"), ("panel-points", "points"), ("panel-explorer", "explorer")))
     data = embed_json({"title": title, "meta": meta, "scaling": scaling, "explorer": explorer, "figures": figs})
-    # MathJaxConfig 'local' keeps plotly from ever reaching for MathJax on a CDN.
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{CSS}</style>"
-            f"<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>"
-            f"<script>{get_plotlyjs()}</script></head><body>"
-            f"{header(title, meta, scaling)}<nav>{nav}</nav><main>{''.join(sections)}</main>"
-            f'<script type="application/json" id="report-data">{data}</script>'
-            f"<script>{EXPLORER_JS}</script><script>{JS}</script></body></html>")
+    return document(title, f"{header(title, meta, scaling)}<nav>{nav}</nav><main>{''.join(sections)}</main>"
+                           f'<script type="application/json" id="report-data">{data}</script>',
+                    scripts=(EXPLORER_JS, JS), plotly=True)
 
 
 def write_report(run_dir: Path, scaling: dict, explorer: list[dict], *, title: str, meta: dict) -> list[Path]:

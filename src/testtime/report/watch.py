@@ -16,12 +16,11 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from plotly.offline import get_plotlyjs
 
 from testtime.report.assets import CSS, EXPLORER_JS
 from testtime.report.live import LiveRun
 from testtime.report.figures import finite
-from testtime.report.page import embed_json
+from testtime.report.page import document, embed_json, panel
 
 LIVE_CSS = """
 .status { margin: 6px 0 12px; font-weight: 600; }
@@ -167,16 +166,11 @@ def live_page(run_dir: Path) -> str:
          '<div id="explorer-view"></div>',
          "Each unit's answer: a search's tree, a pool's samples, for code the programs and their tests."),
     ]
-    body = "".join(f'<section id="{pid}" class="panel{" wide" if pid in ("panel-explorer", "panel-progress") else ""}">'
-                   f"<h2>{html.escape(name)}</h2>" + (f'<p class="hint">{html.escape(hint)}</p>' if hint else "")
-                   + inner + "</section>" for pid, name, inner, hint in panels)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
-            f"<title>{html.escape(title)}</title><style>{CSS}{LIVE_CSS}</style>"
-            f"<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>"
-            f"<script>{get_plotlyjs()}</script></head><body>"
-            f'<header><h1>{html.escape(title)}</h1><p class="status" id="status">connecting ...</p></header>'
-            f"<main>{body}</main><script>{EXPLORER_JS}</script><script>{LIVE_JS}</script></body></html>")
+    body = "".join(panel(pid, name, inner, hint, wide=pid in ("panel-explorer", "panel-progress"))
+                   for pid, name, inner, hint in panels)
+    return document(title, f'<header><h1>{html.escape(title)}</h1><p class="status" id="status">connecting ...</p>'
+                           f"</header><main>{body}</main>",
+                    css=CSS + LIVE_CSS, scripts=(EXPLORER_JS, LIVE_JS), plotly=True)
 
 
 def watch_app(run_dir: str | Path, *, poll_seconds: float = 0.5, heartbeat_seconds: float = 15.0) -> FastAPI:
@@ -231,26 +225,27 @@ def watch_app(run_dir: str | Path, *, poll_seconds: float = 0.5, heartbeat_secon
 class Background:
     """An ASGI app served by uvicorn on a thread, until ``close``; ``url`` once it listens."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, *, graceful_seconds: float | None = 5):
         import uvicorn
 
         self.app = app
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                    timeout_graceful_shutdown=5))
+                                                    timeout_graceful_shutdown=graceful_seconds))
         self.thread = threading.Thread(target=self.server.run, name="testtime-watch", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise OSError(f"the live view could not listen on {host}:{port} (is the port taken?)")
+                raise OSError(f"could not listen on {host}:{port} (the port may be taken, or the address "
+                              "is not one of this machine's)")
             time.sleep(0.02)
         bound = self.server.servers[0].sockets[0].getsockname()
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"http://{shown}:{bound[1]}/"
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10) -> None:
         closing = getattr(self.app.state, "closing", None)
         if closing is not None:
             closing.set()
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=timeout)

@@ -11,6 +11,7 @@ import html
 
 from testtime.report.assets import CSS, EXPLORER_JS
 from testtime.report.explorer import explorer_data
+from testtime.report.page import document, panel
 from testtime.server.scheduler import Job
 
 SHOWN_MESSAGES = 20  # a request's latest progress messages
@@ -123,14 +124,10 @@ pre.messages { font-size: 12px; max-height: 160px; overflow: auto; background: #
 
 def ui_page(served_model: str) -> str:
     title = f"testtime serve: {served_model}"
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
-            f"<title>{html.escape(title)}</title><style>{CSS}{UI_CSS}</style></head><body>"
-            f"<header><h1>{html.escape(title)}</h1>"
-            f'<form id="key-form"><label>API key <input id="key" type="password" autocomplete="off"></label> '
-            f'<button type="submit">use</button></form><p class="status" id="status">connecting ...</p></header>'
-            f'<main><section class="panel wide"><h2>Latest requests</h2>'
-            f'<p class="hint">Newest first: each request\'s strategy, its progress, its tree or samples as they '
-            f"grow, and when done its answer and what it cost.</p>"
-            f'<div id="requests"></div></section></main>'
-            f"<script>{EXPLORER_JS}</script><script>{UI_JS}</script></body></html>")
+    header = (f"<header><h1>{html.escape(title)}</h1>"
+              '<form id="key-form"><label>API key <input id="key" type="password" autocomplete="off"></label> '
+              '<button type="submit">use</button></form><p class="status" id="status">connecting ...</p></header>')
+    requests = panel("panel-requests", "Latest requests", '<div id="requests"></div>',
+                     "Newest first: each request's strategy, its progress, its tree or samples as they grow, "
+                     "and when done its answer and what it cost.", wide=True)
+    return document(title, f"{header}<main>{requests}</main>", css=CSS + UI_CSS, scripts=(EXPLORER_JS, UI_JS))
